@@ -1,0 +1,84 @@
+#pragma once
+// Modes, factors, granularities, budgets and their defaults (atman-method.md).
+
+#include <cmath>
+#include <cstddef>
+#include <string>
+
+#include "error.hpp"
+
+namespace atman {
+
+using index_t = std::ptrdiff_t;
+
+// How key factors act on the pre-softmax scores (atman-method.md, section 2).
+enum class manipulation_mode {
+    multiplicative,  // S' = m + phi (S - m), m = row minimum over visible keys
+    log_additive     // S' = S + log(phi), phi = 0 -> large negative bias
+};
+
+// What one unit is made of (units.hpp).
+enum class granularity { token, word, sentence, paragraph, delimiter, spans, grid };
+
+// Whether one score sums over all target tokens or each target token gets its own.
+enum class target_granularity { complete, token };
+
+enum class postprocess { none, absolute, square };
+
+// The additive bias standing in for log(0) in log_additive mode.
+inline constexpr float log_additive_zero_bias = -1e4f;
+
+struct config {
+    manipulation_mode mode = manipulation_mode::multiplicative;
+    double factor = 0.1;                 // phi applied to a suppressed unit
+    bool conceptual = false;             // cosine-neighbourhood suppression
+    double kappa = 0.7;                  // neighbourhood threshold (s >= kappa)
+    index_t max_neighbours = 0;          // per position; 0 = no cap
+    granularity unit_granularity = granularity::word;  // recorded in reports
+    target_granularity targets = target_granularity::complete;
+    bool explain_targets_by_earlier_targets = false;
+    postprocess post = postprocess::none;
+    bool normalize = false;              // min-max to [0, 1] after postprocessing
+    index_t max_batch_rows = 0;          // 0 = chosen by the scheduler
+    index_t max_batch_token_rows = 0;    // sum over rows of recomputed positions; 0 = no bound
+
+    // Throws invalid_argument naming the first field out of its domain.
+    void validate() const {
+        detail::require(std::isfinite(factor) && factor >= 0,
+                        "factor must be a finite number >= 0, got " + std::to_string(factor));
+        detail::require(std::isfinite(kappa) && kappa >= -1 && kappa <= 1,
+                        "kappa must lie in [-1, 1], got " + std::to_string(kappa));
+        detail::require(max_neighbours >= 0, "max_neighbours must be >= 0");
+        detail::require(max_batch_rows >= 0, "max_batch_rows must be >= 0");
+        detail::require(max_batch_token_rows >= 0, "max_batch_token_rows must be >= 0");
+    }
+};
+
+inline const char* to_string(manipulation_mode m) {
+    return m == manipulation_mode::multiplicative ? "multiplicative" : "log_additive";
+}
+inline const char* to_string(target_granularity g) {
+    return g == target_granularity::complete ? "complete" : "token";
+}
+inline const char* to_string(postprocess p) {
+    switch (p) {
+        case postprocess::none: return "none";
+        case postprocess::absolute: return "absolute";
+        case postprocess::square: return "square";
+    }
+    return "?";
+}
+inline const char* to_string(granularity g) {
+    switch (g) {
+        case granularity::token: return "token";
+        case granularity::word: return "word";
+        case granularity::sentence: return "sentence";
+        case granularity::paragraph: return "paragraph";
+        case granularity::delimiter: return "delimiter";
+        case granularity::spans: return "spans";
+        case granularity::grid: return "grid";
+    }
+    return "?";
+}
+
+}  // namespace atman
