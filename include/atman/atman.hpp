@@ -4,3 +4,6 @@
 #include "adapter.hpp"
 #include "config.hpp"
 #include "error.hpp"
+#include "report/html.hpp"
+#include "report/json.hpp"
+#include "report/terminal.hpp"
