@@ -1,0 +1,145 @@
+#pragma once
+// The inner kernel of atman::attend: causal attention of one row's queries for
+// one KV head and the query heads that share it (GQA), one tile at a time.
+//
+// A tile stacks the queries of a few consecutive positions, all heads of the
+// group, into one matrix; scores = tile * K^T and out = P * V are Eigen GEMMs
+// reading K and V in place through strided maps. Working memory is one
+// tile x T score buffer, never a T x T matrix.
+
+#include <Eigen/Core>
+#include <algorithm>
+
+#include "../config.hpp"
+#include "../manipulation.hpp"
+
+namespace atman::detail {
+
+template <class Scalar>
+using row_major_matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// Rows of a strided array read in place: row r starts at data + r * stride.
+template <class Scalar>
+using strided_rows =
+    Eigen::Map<const row_major_matrix<Scalar>, Eigen::Unaligned, Eigen::OuterStride<>>;
+
+// Stacked query rows per tile: enough to make the GEMMs efficient, few enough
+// that the tile x T score buffer stays in cache and little causal work is wasted.
+inline constexpr index_t attention_tile_rows = 64;
+
+// Queries or outputs of one head group: element (i, head r, d) at
+// data[i * pos_stride + r * head_stride + d].
+template <class Pointer>
+struct head_group_view {
+    Pointer data = nullptr;
+    index_t pos_stride = 0, head_stride = 0;
+};
+
+// Keys and values of one KV head over consecutive positions: element (j, d)
+// at k[j * pos_stride + d] (V alike).
+template <class Scalar>
+struct kv_head_view {
+    const Scalar* k = nullptr;
+    const Scalar* v = nullptr;
+    index_t length = 0, pos_stride = 0;
+};
+
+template <class Scalar>
+struct attention_workspace {
+    row_major_matrix<Scalar> queries, scores, outputs;
+    Eigen::Matrix<Scalar, Eigen::Dynamic, 1> row_sums;
+
+    void reserve(index_t rows, index_t keys, index_t head_dim) {
+        if (queries.rows() < rows || queries.cols() != head_dim) queries.resize(rows, head_dim);
+        if (outputs.rows() < rows || outputs.cols() != head_dim) outputs.resize(rows, head_dim);
+        if (scores.rows() < rows || scores.cols() < keys) {
+            scores.resize(std::max<index_t>(rows, scores.rows()), std::max(keys, index_t(scores.cols())));
+        }
+        if (row_sums.size() < rows) row_sums.resize(rows);
+    }
+};
+
+// One head group's causal attention over the keys prefix ++ own.
+// Query i sits at position q_begin + i and sees keys 0..q_begin + i.
+// coefficients: key_coefficient(mode, phi_j) per key, or nullptr for plain attention.
+template <class Scalar>
+void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin,
+                       index_t n_queries, index_t group_size, index_t head_dim, Scalar scale,
+                       const kv_head_view<Scalar>& prefix, const kv_head_view<Scalar>& own,
+                       const Scalar* coefficients, manipulation_mode mode,
+                       head_group_view<Scalar*> out, attention_workspace<Scalar>& work) {
+    using vector_map = Eigen::Map<const Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
+    using out_map = Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
+    const index_t positions_per_tile = std::max<index_t>(1, attention_tile_rows / group_size);
+    work.reserve(positions_per_tile * group_size, q_begin + n_queries, head_dim);
+
+    for (index_t first = 0; first < n_queries; first += positions_per_tile) {
+        const index_t last = std::min(n_queries, first + positions_per_tile);  // exclusive
+        const index_t rows = (last - first) * group_size;
+        const index_t n_keys = q_begin + last;  // keys the tile's last query sees
+        const index_t n_prefix = std::min(n_keys, prefix.length);
+        const index_t n_own = n_keys - n_prefix;
+
+        // Tile row (i - first) * group_size + r holds query i of head r, pre-scaled.
+        auto tile = work.queries.topRows(rows);
+        for (index_t i = first; i < last; ++i) {
+            for (index_t r = 0; r < group_size; ++r) {
+                tile.row((i - first) * group_size + r) =
+                    scale * vector_map(queries.data + i * queries.pos_stride + r * queries.head_stride,
+                                       head_dim);
+            }
+        }
+
+        auto scores = work.scores.topLeftCorner(rows, n_keys);
+        if (n_prefix > 0) {
+            scores.leftCols(n_prefix).noalias() =
+                tile * strided_rows<Scalar>(prefix.k, n_prefix, head_dim,
+                                            Eigen::OuterStride<>(prefix.pos_stride))
+                           .transpose();
+        }
+        if (n_own > 0) {
+            scores.rightCols(n_own).noalias() =
+                tile * strided_rows<Scalar>(own.k, n_own, head_dim, Eigen::OuterStride<>(own.pos_stride))
+                           .transpose();
+        }
+
+        // Manipulation, causal mask and an unnormalised, max-shifted softmax per row;
+        // the masked tail is zeroed so the P * V GEMM can run over the whole tile.
+        for (index_t row = 0; row < rows; ++row) {
+            const index_t n_visible = q_begin + first + row / group_size + 1;
+            if (coefficients != nullptr) {
+                apply_key_coefficients(mode, &scores(row, 0), n_visible,
+                                       [&](index_t j) { return coefficients[j]; });
+            }
+            auto visible = scores.row(row).head(n_visible).array();
+            const Scalar row_max = visible.maxCoeff();
+            visible = (visible - row_max).exp();
+            work.row_sums(row) = visible.sum();
+            scores.row(row).tail(n_keys - n_visible).setZero();
+        }
+
+        auto outputs = work.outputs.topRows(rows);
+        if (n_prefix > 0) {
+            outputs.noalias() = scores.leftCols(n_prefix) *
+                                strided_rows<Scalar>(prefix.v, n_prefix, head_dim,
+                                                     Eigen::OuterStride<>(prefix.pos_stride));
+        } else {
+            outputs.setZero();
+        }
+        if (n_own > 0) {
+            outputs.noalias() += scores.rightCols(n_own) *
+                                 strided_rows<Scalar>(own.v, n_own, head_dim,
+                                                      Eigen::OuterStride<>(own.pos_stride));
+        }
+
+        for (index_t i = first; i < last; ++i) {
+            for (index_t r = 0; r < group_size; ++r) {
+                const index_t row = (i - first) * group_size + r;
+                out_map(out.data + i * out.pos_stride + r * out.head_stride, head_dim) =
+                    outputs.row(row) / work.row_sums(row);
+            }
+        }
+    }
+}
+
+}  // namespace atman::detail
