@@ -7,3 +7,5 @@
 #include "report/html.hpp"
 #include "report/json.hpp"
 #include "report/terminal.hpp"
+#include "attention.hpp"
+#include "manipulation.hpp"
