@@ -99,29 +99,37 @@ struct unit {
 };
 
 // Throws invalid_argument unless every unit has sorted, distinct positions in
-// [0, n_positions), no position belongs to two units, and 0 <= start <= end <= text_size.
-inline void validate_units(const std::vector<unit>& units, index_t n_positions, index_t text_size) {
+// [0, n_positions) and no position belongs to two units.
+inline void validate_unit_positions(const std::vector<unit>& units, index_t n_positions) {
     std::vector<index_t> owner(std::size_t(std::max<index_t>(n_positions, 0)), -1);
     for (std::size_t u = 0; u < units.size(); ++u) {
         const std::string name = "unit " + std::to_string(u);
-        const unit& x = units[u];
-        detail::require(!x.positions.empty(), name + " has no positions");
-        detail::require(0 <= x.start && x.start <= x.end && x.end <= text_size,
-                        name + ": byte range [" + std::to_string(x.start) + ", " +
-                            std::to_string(x.end) + ") is not inside the text of " +
-                            std::to_string(text_size) + " bytes");
-        for (std::size_t i = 0; i < x.positions.size(); ++i) {
-            const index_t p = x.positions[i];
+        const std::vector<index_t>& positions = units[u].positions;
+        detail::require(!positions.empty(), name + " has no positions");
+        for (std::size_t i = 0; i < positions.size(); ++i) {
+            const index_t p = positions[i];
             detail::require(p >= 0 && p < n_positions,
                             name + ": position " + std::to_string(p) + " is outside [0, " +
                                 std::to_string(n_positions) + ")");
-            detail::require(i == 0 || x.positions[i - 1] < p,
+            detail::require(i == 0 || positions[i - 1] < p,
                             name + ": positions must be sorted and distinct");
             detail::require(owner[p] < 0, name + ": position " + std::to_string(p) +
                                               " already belongs to unit " +
                                               std::to_string(owner[p]));
             owner[p] = index_t(u);
         }
+    }
+}
+
+// validate_unit_positions, and 0 <= start <= end <= text_size for every unit.
+inline void validate_units(const std::vector<unit>& units, index_t n_positions, index_t text_size) {
+    validate_unit_positions(units, n_positions);
+    for (std::size_t u = 0; u < units.size(); ++u) {
+        detail::require(0 <= units[u].start && units[u].start <= units[u].end &&
+                            units[u].end <= text_size,
+                        "unit " + std::to_string(u) + ": byte range [" +
+                            std::to_string(units[u].start) + ", " + std::to_string(units[u].end) +
+                            ") is not inside the text of " + std::to_string(text_size) + " bytes");
     }
 }
 
