@@ -156,11 +156,13 @@ TEST_CASE("json: doubles round-trip exactly") {
 
 TEST_CASE("json: quotes, backslashes and control characters are escaped") {
     atman::explanation e = sample_explanation();
-    e.target = std::string("q\"b\\s/n\nt\tr\rb\bf\f\x01\x1f\x7f end", 27);
+    const char raw[] = "q\"b\\s/n\nt\tr\rb\bf\f\x01\x1f\x7f\0z end";
+    e.target = std::string(raw, sizeof raw - 1);  // with its NUL byte
     const std::string text = atman::to_json(e);
     CHECK(json::parse(text).at("target") == e.target);
     CHECK(text.find("\\u0001") != std::string::npos);
     CHECK(text.find("\\u001f") != std::string::npos);
+    CHECK(text.find("\\u0000z") != std::string::npos);
     for (char c : text) CHECK((static_cast<unsigned char>(c) >= 0x20 || c == '\n'));
 }
 
