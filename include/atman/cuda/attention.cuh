@@ -29,6 +29,7 @@
 #include "../config.hpp"
 #include "../error.hpp"
 #include "check.cuh"
+#include "device_buffer.cuh"
 #include "manipulated_score.cuh"
 #include "scalar.cuh"
 #include "warp.cuh"
@@ -267,22 +268,6 @@ void validate_attention(const attention_shape& shape, const attention_row<Scalar
     }
 }
 
-// Device memory that lives as long as the enqueued work needs it (stream-ordered).
-class stream_buffer {
-public:
-    stream_buffer(std::size_t bytes, cudaStream_t stream) : stream_(stream) {
-        check(cudaMallocAsync(&data_, bytes, stream), "cudaMallocAsync");
-    }
-    ~stream_buffer() { cudaFreeAsync(data_, stream_); }
-    stream_buffer(const stream_buffer&) = delete;
-    stream_buffer& operator=(const stream_buffer&) = delete;
-    void* data() const { return data_; }
-
-private:
-    void* data_ = nullptr;
-    cudaStream_t stream_;
-};
-
 }  // namespace detail
 
 // Causal attention of n_rows rows, enqueued on `stream`. `rows` is a host array
@@ -301,10 +286,8 @@ void attend(const attention_shape& shape, const attention_row<Scalar>* rows, ind
     for (index_t r = 0; r < n_rows; ++r) max_queries = std::max(max_queries, rows[r].n_queries);
     if (max_queries == 0) return;
 
-    const std::size_t bytes = sizeof(attention_row<Scalar>) * static_cast<std::size_t>(n_rows);
-    detail::stream_buffer device_rows(bytes, stream);
-    check(cudaMemcpyAsync(device_rows.data(), rows, bytes, cudaMemcpyHostToDevice, stream),
-          "cudaMemcpyAsync (attention rows)");
+    detail::device_buffer<attention_row<Scalar>> device_rows(static_cast<std::size_t>(n_rows), stream);
+    device_rows.upload(rows);
     const float scale =
         static_cast<float>(shape.scale == 0 ? 1 / std::sqrt(double(shape.head_dim)) : shape.scale);
     const index_t query_blocks =
@@ -312,12 +295,11 @@ void attend(const attention_shape& shape, const attention_row<Scalar>* rows, ind
     const dim3 grid(static_cast<unsigned>(query_blocks), static_cast<unsigned>(shape.n_head),
                     static_cast<unsigned>(n_rows));
     const dim3 block(detail::attention_warps * detail::warp_size);
-    const auto* device_rows_typed = static_cast<const attention_row<Scalar>*>(device_rows.data());
     const index_t group_size = shape.n_head / shape.n_kv_head;
     if (shape.head_dim == 64) {
-        detail::attend_kernel<Scalar, 64><<<grid, block, 0, stream>>>(device_rows_typed, group_size, scale);
+        detail::attend_kernel<Scalar, 64><<<grid, block, 0, stream>>>(device_rows.data(), group_size, scale);
     } else {
-        detail::attend_kernel<Scalar, 128><<<grid, block, 0, stream>>>(device_rows_typed, group_size, scale);
+        detail::attend_kernel<Scalar, 128><<<grid, block, 0, stream>>>(device_rows.data(), group_size, scale);
     }
     check_launch("attend_kernel");
 }
