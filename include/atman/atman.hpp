@@ -9,3 +9,4 @@
 #include "report/terminal.hpp"
 #include "attention.hpp"
 #include "manipulation.hpp"
+#include "neighborhood.hpp"
