@@ -1,0 +1,77 @@
+#include "prompt.hpp"
+
+#include <atman/error.hpp>
+
+namespace atman::engine {
+
+namespace {
+
+void append_piece(const tokenizer& tok, prompt_tokens& out, index_t start, index_t end,
+                  bool parse_special) {
+    if (start == end) return;
+    const std::string_view piece = std::string_view(out.text).substr(start, end - start);
+    for (const token& t : tok.encode(piece, parse_special)) {
+        out.ids.push_back(t.id);
+        out.offsets.push_back({start + t.start, start + t.end, parse_special && tok.is_special(t.id)});
+    }
+}
+
+}  // namespace
+
+prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, std::string_view user,
+                              std::string_view system) {
+    if (user.empty()) throw atman::invalid_argument("the prompt is empty");
+    prompt_tokens out;
+    if (tok.add_bos()) {
+        out.ids.push_back(tok.bos_id());
+        out.offsets.push_back({0, 0, true});
+    }
+    if (tmpl == nullptr) {
+        out.text = std::string(user);
+        out.user_ranges.push_back({0, index_t(out.text.size())});
+        append_piece(tok, out, 0, index_t(out.text.size()), false);
+        return out;
+    }
+    const chat_prompt rendered = tmpl->render(user, system);
+    out.text = rendered.text;
+    index_t done = 0;
+    for (const auto& [start, end] : rendered.user_ranges) {
+        append_piece(tok, out, done, start, true);
+        append_piece(tok, out, start, end, false);
+        out.user_ranges.push_back({start, end});
+        done = end;
+    }
+    append_piece(tok, out, done, index_t(out.text.size()), true);
+    return out;
+}
+
+std::vector<std::int32_t> stop_ids(const tokenizer& tok, const chat_template* tmpl) {
+    std::vector<std::int32_t> ids{tok.eos_id()};
+    if (tmpl != nullptr) {
+        const std::int32_t end_of_turn = tok.find(tmpl->end_of_turn());
+        if (end_of_turn >= 0 && end_of_turn != tok.eos_id()) ids.push_back(end_of_turn);
+    }
+    return ids;
+}
+
+atman::explain_request make_request(const tokenizer& tok, const prompt_tokens& prompt,
+                                    const std::vector<std::int32_t>& target_ids,
+                                    atman::unit_options units,
+                                    const std::vector<std::int32_t>& contrast_ids) {
+    if (target_ids.empty()) throw atman::invalid_argument("the target is empty: nothing to explain");
+    atman::explain_request request;
+    request.prompt = prompt.text;
+    request.prompt_tokens = prompt.ids;
+    request.target_tokens = target_ids;
+    request.target = tok.decode(target_ids);
+    for (std::int32_t id : target_ids) request.target_texts.push_back(tok.token_bytes(id));
+    if (units.range.bytes.empty() && units.range.positions.empty()) units.range.bytes = prompt.user_ranges;
+    request.units = atman::make_units(prompt.text, prompt.offsets, units);
+    if (!contrast_ids.empty()) {
+        request.contrast_tokens = contrast_ids;
+        request.contrast = tok.decode(contrast_ids);
+    }
+    return request;
+}
+
+}  // namespace atman::engine
