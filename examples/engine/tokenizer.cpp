@@ -67,18 +67,24 @@ std::string with_unicode_whitespace(std::string_view pattern) {
 constexpr const char* gpt2_regex =
     R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
-// Regex lists of the pre-tokenizers llama.cpp (src/llama-vocab.cpp) uses for
-// these tokenizer.ggml.pre values.
-std::vector<std::string> pre_tokenizer_regexes(const std::string& name) {
-    if (name == "smollm") return {R"(\p{N})", gpt2_regex};  // every digit on its own
-    if (name == "gpt2") return {gpt2_regex};
+struct pre_tokenizer {
+    std::vector<std::string> regexes;
+    bool whole_piece_tokens = false;  // a piece that is a token skips merging (llama.cpp's ignore_merges)
+};
+
+// The pre-tokenizers llama.cpp (src/llama-vocab.cpp) uses for these
+// tokenizer.ggml.pre values; an empty name is llama.cpp's default.
+pre_tokenizer find_pre_tokenizer(const std::string& name) {
+    if (name == "smollm") return {{R"(\p{N})", gpt2_regex}};  // every digit on its own
+    if (name == "gpt-2" || name == "gpt2") return {{gpt2_regex}};
     if (name == "default" || name.empty())
-        return {R"([\p{P}\$\+<=>\^~\|]+)", gpt2_regex, R"(\p{N}+)", "[0-9][0-9][0-9]"};
-    if (name == "llama3" || name == "llama-bpe")
-        return {R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|)"
-                R"(\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"};
+        return {{R"([\p{P}\$\+<=>\^~\|]+)", gpt2_regex, R"(\p{N}+)", "[0-9][0-9][0-9]"}};
+    if (name == "llama3" || name == "llama-v3" || name == "llama-bpe" || name == "falcon3")
+        return {{R"((?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|)"
+                 R"(\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)"},
+                true};
     throw invalid_argument("unsupported pre-tokenizer '" + name +
-                           "' (tokenizer.ggml.pre); supported: smollm, gpt2, default, llama3");
+                           "' (tokenizer.ggml.pre); supported: smollm, gpt-2, default, llama3");
 }
 
 struct pcre2_code_deleter {
@@ -165,6 +171,8 @@ struct tokenizer::model {
     std::unordered_map<std::uint64_t, merge> merges;     // (left id, right id) -> rank, merged id
     std::vector<std::int32_t> specials;                  // longest text first
     std::vector<regex> regexes;
+    bool whole_piece_tokens = false;
+    std::array<std::string, 256> byte_text;              // byte -> its byte-level string
 
     explicit model(vocabulary v);
     void bpe(std::string_view text, piece p, std::vector<token>& out) const;
@@ -204,9 +212,8 @@ tokenizer::model::model(vocabulary v) : vocab(std::move(v)) {
     }
     // Some vocabularies lack a few byte tokens (SmolLM2: 0x04, 0xC0, 0xF5, ...).
     for (std::size_t byte = 0; byte < 256; ++byte) {
-        std::string text;
-        append_utf8(text, code_points[byte]);
-        const auto found = id_of.find(text);
+        append_utf8(byte_text[byte], code_points[byte]);
+        const auto found = id_of.find(byte_text[byte]);
         byte_token[byte] = found == id_of.end() ? no_token : found->second;
     }
     // Longest special text first: where two overlap, the longer one wins (as in llama.cpp).
@@ -230,12 +237,24 @@ tokenizer::model::model(vocabulary v) : vocab(std::move(v)) {
                        merge{static_cast<std::int32_t>(rank), result->second});
     }
 
-    for (const std::string& pattern : pre_tokenizer_regexes(vocab.pre_tokenizer)) regexes.push_back(compile(pattern));
+    const pre_tokenizer pre = find_pre_tokenizer(vocab.pre_tokenizer);
+    for (const std::string& pattern : pre.regexes) regexes.push_back(compile(pattern));
+    whole_piece_tokens = pre.whole_piece_tokens;
 }
 
 // Merges the bytes of one piece, lowest rank first and leftmost first among
 // equal ranks, then writes the resulting tokens with their byte ranges.
 void tokenizer::model::bpe(std::string_view text, piece p, std::vector<token>& out) const {
+    if (whole_piece_tokens) {
+        std::string spelled;
+        for (index_t i = p.start; i < p.end; ++i)
+            spelled += byte_text[static_cast<unsigned char>(text[static_cast<std::size_t>(i)])];
+        const auto found = id_of.find(spelled);
+        if (found != id_of.end()) {
+            out.push_back({found->second, p.start, p.end});
+            return;
+        }
+    }
     struct symbol {
         std::int32_t id;
         index_t start, end;

@@ -28,7 +28,7 @@ enum class token_kind { normal = 1, unknown, control, user_defined, unused, byte
 // The tokenizer metadata of a model in plain form; from_gguf reads it, tests
 // may also write a small one by hand.
 struct vocabulary {
-    std::string pre_tokenizer;         // tokenizer.ggml.pre: smollm, gpt2, default, llama3
+    std::string pre_tokenizer;         // tokenizer.ggml.pre: smollm, gpt-2, default (or empty), llama3
     std::vector<std::string> tokens;   // GGUF token strings (byte-level encoded)
     std::vector<token_kind> kinds;     // one per token
     std::vector<std::string> merges;   // "left right", highest priority first
