@@ -27,7 +27,7 @@ constexpr std::uint64_t default_alignment = 32;
 constexpr int max_array_nesting = 8;
 constexpr std::uint32_t max_dims = 4;
 // Smallest possible encodings, to bound counts by the bytes left.
-constexpr std::uint64_t min_kv_bytes = 8 + 4 + 1;               // key length, type, u8 value
+constexpr std::uint64_t min_kv_bytes = 8 + 4 + 1;                   // key length, type, u8 value
 constexpr std::uint64_t min_tensor_info_bytes = 8 + 4 + 8 + 4 + 8;  // name length, n_dims, 1 dim, type, offset
 
 std::string quoted(std::string_view s) { return "'" + std::string(s) + "'"; }

@@ -28,7 +28,8 @@ enum class ggml_type : std::uint32_t {
     iq1_m = 29, bf16 = 30, tq1_0 = 34, tq2_0 = 35, mxfp4 = 39
 };
 
-// "Q4_1", "F32", ...; "unknown" for an id outside the enum.
+// "Q4_1", "F32", ...; "unknown" for an id outside the enum (the names live
+// with the block layouts in dequant.cpp).
 const char* to_string(ggml_type type);
 
 // Metadata value types, with the ids GGUF files store.
