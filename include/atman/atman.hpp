@@ -10,3 +10,6 @@
 #include "attention.hpp"
 #include "manipulation.hpp"
 #include "neighborhood.hpp"
+#include "units.hpp"
+#include "scheduler.hpp"
+#include "explainer.hpp"
