@@ -19,7 +19,8 @@
 // Scores, per unit k (prompt units first, in request order, then with
 // cfg.explain_targets_by_earlier_targets one unit per in-sequence target y_t):
 //   scores_per_target[t] = post(delta_{k,t})
-//   score                = post(sum_t delta_{k,t})       (contrastive: minus sum_t delta_{k,t}(contrast))
+//   score                = post(sum_t delta_{k,t})       (contrastive: minus sum_t
+//   delta_{k,t}(contrast))
 // where post is cfg.post; with cfg.normalize each of score and
 // scores_per_target[t] is then min-max scaled to [0, 1] over the units (all 0
 // when they are all equal). cfg.targets tells reports which of the two is the
@@ -59,13 +60,13 @@
 namespace atman {
 
 struct explain_request {
-    std::string prompt;                       // the text the units' byte ranges refer to
-    std::vector<std::int32_t> prompt_tokens;  // x_0..x_{n-1}
-    std::string target;                       // the explained target's text
-    std::vector<std::int32_t> target_tokens;  // y_0..y_{m-1}
-    std::vector<std::string> target_texts;    // decoded text of each target token; may be empty
-    std::vector<unit> units;                  // over prompt positions (units.hpp)
-    std::string contrast;                     // contrastive target's text
+    std::string prompt;                         // the text the units' byte ranges refer to
+    std::vector<std::int32_t> prompt_tokens;    // x_0..x_{n-1}
+    std::string target;                         // the explained target's text
+    std::vector<std::int32_t> target_tokens;    // y_0..y_{m-1}
+    std::vector<std::string> target_texts;      // decoded text of each target token; may be empty
+    std::vector<unit> units;                    // over prompt positions (units.hpp)
+    std::string contrast;                       // contrastive target's text
     std::vector<std::int32_t> contrast_tokens;  // non-empty: explain "target rather than contrast"
 
     bool contrastive() const { return !contrast_tokens.empty(); }
@@ -115,14 +116,17 @@ inline void validate_request(const explain_request& request, const config& cfg) 
     cfg.validate();
     require(!request.prompt_tokens.empty(), "explain: the prompt has no tokens");
     require(!request.target_tokens.empty(), "explain: the target has no tokens");
-    require(request.target_texts.empty() || request.target_texts.size() == request.target_tokens.size(),
-            "explain: target_texts holds " + std::to_string(request.target_texts.size()) +
-                " texts for " + std::to_string(request.target_tokens.size()) + " target tokens");
+    require(
+        request.target_texts.empty() || request.target_texts.size() == request.target_tokens.size(),
+        "explain: target_texts holds " + std::to_string(request.target_texts.size()) +
+            " texts for " + std::to_string(request.target_tokens.size()) + " target tokens");
     require(!request.units.empty(), "explain: there are no units to explain");
-    validate_units(request.units, index_t(request.prompt_tokens.size()), index_t(request.prompt.size()));
+    validate_units(request.units, index_t(request.prompt_tokens.size()),
+                   index_t(request.prompt.size()));
     if (request.contrastive()) {
         require(cfg.targets == target_granularity::complete,
-                "explain: contrastive explanations compare whole targets; use target_granularity::complete");
+                "explain: contrastive explanations compare whole targets; use "
+                "target_granularity::complete");
         require(!cfg.explain_targets_by_earlier_targets,
                 "explain: contrastive explanations cannot explain targets by earlier targets");
     }
@@ -135,7 +139,8 @@ inline void check_cancel(const explain_options& options) {
 inline std::string describe(const explain_request& request, const perturbation& x) {
     if (x.kind == perturbation_kind::target) return "earlier target " + std::to_string(x.index);
     const unit& u = request.units[x.index];
-    return "unit " + std::to_string(x.index) + " \"" + request.prompt.substr(u.start, u.end - u.start) + "\"";
+    return "unit " + std::to_string(x.index) + " \"" +
+           request.prompt.substr(u.start, u.end - u.start) + "\"";
 }
 
 inline void require_finite_ce(double ce, index_t t, const std::vector<std::int32_t>& targets,
@@ -180,16 +185,19 @@ void run_sequence(Engine& engine, const explain_request& request, const config& 
         engine.perturbed_pass(view, batch_view{cfg.mode, rows.data(), n_rows}, ce.data());
         for (index_t r = 0; r < n_rows; ++r) {
             const perturbation& x = p.perturbations[b.begin + r];
-            std::vector<double>& deltas = contrast ? out.rows[b.begin + r].contrast : out.rows[b.begin + r].target;
+            std::vector<double>& deltas =
+                contrast ? out.rows[b.begin + r].contrast : out.rows[b.begin + r].target;
             deltas.assign(std::size_t(m), 0.0);
             for (index_t t = 0; t < m; ++t) {
-                require_finite_ce(ce[r * m + t], t, seq.targets, "perturbed pass, " + describe(request, x));
+                require_finite_ce(ce[r * m + t], t, seq.targets,
+                                  "perturbed pass, " + describe(request, x));
                 if (view.first_scored + t >= x.first_affected) deltas[t] = ce[r * m + t] - base[t];
             }
         }
         out.stats.passes += n_rows;
         done += n_rows;
-        if (options.progress && !options.progress(done, total)) throw cancelled("explain: cancelled by the progress callback");
+        if (options.progress && !options.progress(done, total))
+            throw cancelled("explain: cancelled by the progress callback");
     }
 }
 
@@ -202,9 +210,12 @@ inline void min_max_normalize(std::vector<double*> values) {
 
 inline double postprocessed(double value, postprocess post) {
     switch (post) {
-        case postprocess::none: return value;
-        case postprocess::absolute: return std::abs(value);
-        case postprocess::square: return value * value;
+        case postprocess::none:
+            return value;
+        case postprocess::absolute:
+            return std::abs(value);
+        case postprocess::square:
+            return value * value;
     }
     return value;
 }
@@ -222,21 +233,26 @@ plan plan_explanation(Engine& engine, const explain_request& request, const conf
     if (cfg.conceptual) {
         if constexpr (supports_embeddings<Engine>) {
             const index_t dim = index_t(engine.embedding_dim());
-            detail::require(dim >= 1, "explain: engine.embedding_dim() must be >= 1, got " + std::to_string(dim));
+            detail::require(dim >= 1, "explain: engine.embedding_dim() must be >= 1, got " +
+                                          std::to_string(dim));
             std::vector<float> embeddings(std::size_t(seq.length() * dim));
             engine.input_embeddings(seq.view(), embeddings.data());
             neighborhood_options options;
             options.kappa = cfg.kappa;
             options.max_neighbors = cfg.max_neighbours;
             for (const unit& u : request.units)
-                options.candidates.insert(options.candidates.end(), u.positions.begin(), u.positions.end());
+                options.candidates.insert(options.candidates.end(), u.positions.begin(),
+                                          u.positions.end());
             neighbours = find_neighbors(embeddings.data(), seq.length(), dim, options);
         } else {
             throw invalid_argument(
-                "explain: config.conceptual needs an engine with input_embeddings() and embedding_dim()");
+                "explain: config.conceptual needs an engine with input_embeddings() and "
+                "embedding_dim()");
         }
     }
-    return make_plan(request.units, {seq.length(), seq.first_scored(), cfg.conceptual ? &neighbours : nullptr}, cfg);
+    return make_plan(request.units,
+                     {seq.length(), seq.first_scored(), cfg.conceptual ? &neighbours : nullptr},
+                     cfg);
 }
 
 // Runs p (a plan of request, or a shard of one) and returns its deltas.
@@ -248,16 +264,20 @@ raw_deltas explain_deltas(Engine& engine, const explain_request& request, const 
     detail::validate_request(request, cfg);
     validate_plan(p);
     const detail::teacher_forced seq(request.prompt_tokens, request.target_tokens);
-    detail::require(p.length == seq.length(), "explain: the plan is for " + std::to_string(p.length) +
-                                                  " positions, the sequence has " + std::to_string(seq.length()));
+    detail::require(p.length == seq.length(),
+                    "explain: the plan is for " + std::to_string(p.length) +
+                        " positions, the sequence has " + std::to_string(seq.length()));
     for (const perturbation& x : p.perturbations) {
-        const index_t count = x.kind == perturbation_kind::unit ? index_t(request.units.size())
-                                                                 : index_t(request.target_tokens.size()) - 1;
+        const index_t count = x.kind == perturbation_kind::unit
+                                  ? index_t(request.units.size())
+                                  : index_t(request.target_tokens.size()) - 1;
         detail::require(x.index >= 0 && x.index < count,
-                        "explain: the plan suppresses " + std::string(x.kind == perturbation_kind::unit ? "unit " : "target ") +
+                        "explain: the plan suppresses " +
+                            std::string(x.kind == perturbation_kind::unit ? "unit " : "target ") +
                             std::to_string(x.index) + ", which the request does not have");
-        detail::require(x.kind == perturbation_kind::unit || !request.contrastive(),
-                        "explain: contrastive explanations cannot explain targets by earlier targets");
+        detail::require(
+            x.kind == perturbation_kind::unit || !request.contrastive(),
+            "explain: contrastive explanations cannot explain targets by earlier targets");
     }
 
     raw_deltas out;
@@ -269,7 +289,8 @@ raw_deltas explain_deltas(Engine& engine, const explain_request& request, const 
         const detail::teacher_forced contrast(request.prompt_tokens, request.contrast_tokens);
         detail::run_sequence(engine, request, cfg, p, contrast, true, options, done, total, out);
     }
-    out.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    out.stats.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return out;
 }
 
@@ -295,13 +316,16 @@ inline raw_deltas merge_deltas(const std::vector<raw_deltas>& parts) {
 
 // The explanation from the deltas of every perturbation of request's plan
 // (each exactly once, in any order).
-inline explanation make_explanation(const explain_request& request, const config& cfg, const raw_deltas& deltas) {
+inline explanation make_explanation(const explain_request& request, const config& cfg,
+                                    const raw_deltas& deltas) {
     detail::validate_request(request, cfg);
-    const index_t n = index_t(request.prompt_tokens.size()), m = index_t(request.target_tokens.size());
+    const index_t n = index_t(request.prompt_tokens.size()),
+                  m = index_t(request.target_tokens.size());
     const index_t m_contrast = index_t(request.contrast_tokens.size());
     const index_t n_units = index_t(request.units.size());
     const index_t n_target_units = cfg.explain_targets_by_earlier_targets ? m - 1 : 0;
-    detail::require(index_t(deltas.base_ce.size()) == m && index_t(deltas.contrast_base_ce.size()) == m_contrast,
+    detail::require(index_t(deltas.base_ce.size()) == m &&
+                        index_t(deltas.contrast_base_ce.size()) == m_contrast,
                     "make_explanation: the deltas were computed for other targets");
 
     // slot[k]: the row of unit k (prompt units, then earlier-target units).
@@ -309,19 +333,24 @@ inline explanation make_explanation(const explain_request& request, const config
     for (const perturbation_deltas& row : deltas.rows) {
         const bool is_unit = row.kind == perturbation_kind::unit;
         const index_t limit = is_unit ? n_units : n_target_units;
-        const std::string name = std::string(is_unit ? "unit " : "earlier target ") + std::to_string(row.index);
-        detail::require(row.index >= 0 && row.index < limit, "make_explanation: deltas for " + name +
-                                                                 ", which the request does not have");
+        const std::string name =
+            std::string(is_unit ? "unit " : "earlier target ") + std::to_string(row.index);
+        detail::require(
+            row.index >= 0 && row.index < limit,
+            "make_explanation: deltas for " + name + ", which the request does not have");
         const perturbation_deltas*& s = slot[std::size_t((is_unit ? 0 : n_units) + row.index)];
         detail::require(s == nullptr, "make_explanation: " + name + " has deltas twice");
-        detail::require(index_t(row.target.size()) == m && index_t(row.contrast.size()) == m_contrast,
-                        "make_explanation: " + name + " has deltas for other targets");
+        detail::require(
+            index_t(row.target.size()) == m && index_t(row.contrast.size()) == m_contrast,
+            "make_explanation: " + name + " has deltas for other targets");
         s = &row;
     }
     for (std::size_t k = 0; k < slot.size(); ++k) {
-        detail::require(slot[k] != nullptr, "make_explanation: no deltas for " +
-                                                std::string(index_t(k) < n_units ? "unit " : "earlier target ") +
-                                                std::to_string(index_t(k) < n_units ? index_t(k) : index_t(k) - n_units));
+        detail::require(
+            slot[k] != nullptr,
+            "make_explanation: no deltas for " +
+                std::string(index_t(k) < n_units ? "unit " : "earlier target ") +
+                std::to_string(index_t(k) < n_units ? index_t(k) : index_t(k) - n_units));
     }
 
     explanation result;
@@ -329,9 +358,11 @@ inline explanation make_explanation(const explain_request& request, const config
     result.prompt = request.prompt;
     result.target = request.target;
     result.contrast = request.contrast;
-    std::vector<index_t> target_offset(std::size_t(m + 1), 0);  // byte offsets in the concatenated target_texts
+    std::vector<index_t> target_offset(std::size_t(m + 1),
+                                       0);  // byte offsets in the concatenated target_texts
     for (index_t t = 0; t < m; ++t) {
-        const std::string text = request.target_texts.empty() ? std::string() : request.target_texts[t];
+        const std::string text =
+            request.target_texts.empty() ? std::string() : request.target_texts[t];
         result.targets.push_back({request.target_tokens[t], text, deltas.base_ce[t]});
         target_offset[t + 1] = target_offset[t] + index_t(text.size());
     }
@@ -372,7 +403,8 @@ inline explanation make_explanation(const explain_request& request, const config
     const index_t n_perturbations = index_t(slot.size());
     result.stats = deltas.stats;
     result.stats.token_forwards_naive = (n_perturbations + 1) * (n + m - 1);
-    if (request.contrastive()) result.stats.token_forwards_naive += (n_perturbations + 1) * (n + m_contrast - 1);
+    if (request.contrastive())
+        result.stats.token_forwards_naive += (n_perturbations + 1) * (n + m_contrast - 1);
     return result;
 }
 
@@ -382,8 +414,10 @@ explanation explain(Engine& engine, const explain_request& request, const config
                     const explain_options& options = {}) {
     check_adapter<Engine>();
     const auto started = std::chrono::steady_clock::now();
-    raw_deltas deltas = explain_deltas(engine, request, cfg, plan_explanation(engine, request, cfg), options);
-    deltas.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    raw_deltas deltas =
+        explain_deltas(engine, request, cfg, plan_explanation(engine, request, cfg), options);
+    deltas.stats.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     return make_explanation(request, cfg, deltas);
 }
 

@@ -46,9 +46,10 @@ enum class perturbation_kind {
 struct perturbation {
     perturbation_kind kind = perturbation_kind::unit;
     index_t index = 0;
-    index_t first_affected = 0;      // positions.front(): the row recomputes positions >= it
-    std::vector<index_t> positions;  // sorted; the keys whose factor is not 1 (the unit's own always listed)
-    std::vector<float> factors;      // factors[k] applies to key positions[k]
+    index_t first_affected = 0;  // positions.front(): the row recomputes positions >= it
+    std::vector<index_t>
+        positions;  // sorted; the keys whose factor is not 1 (the unit's own always listed)
+    std::vector<float> factors;  // factors[k] applies to key positions[k]
 
     // Sum of positions the row recomputes in a sequence of `length` positions.
     index_t token_rows(index_t length) const { return length - first_affected; }
@@ -67,8 +68,9 @@ struct batch {
 
 struct plan {
     index_t length = 0;  // T, the sequence the costs refer to
-    index_t max_rows = 0, max_token_rows = 0;  // the budget batches respect (0 token rows: unbounded)
-    std::vector<perturbation> perturbations;   // sorted by first affected position
+    index_t max_rows = 0,
+            max_token_rows = 0;  // the budget batches respect (0 token rows: unbounded)
+    std::vector<perturbation> perturbations;  // sorted by first affected position
     std::vector<batch> batches;
 
     index_t token_rows() const {
@@ -80,15 +82,17 @@ struct plan {
 
 // What the plan needs to know about the sequence.
 struct plan_inputs {
-    index_t length = 0;                        // T = n + m - 1
-    index_t first_scored = 0;                  // n - 1: units lie in positions 0..n-1
-    const neighborhood* neighbours = nullptr;  // over positions 0..T-1; required when config.conceptual
+    index_t length = 0;        // T = n + m - 1
+    index_t first_scored = 0;  // n - 1: units lie in positions 0..n-1
+    const neighborhood* neighbours =
+        nullptr;  // over positions 0..T-1; required when config.conceptual
 };
 
 namespace detail {
 
 inline bool plan_order(const perturbation& a, const perturbation& b) {
-    return std::tie(a.first_affected, a.kind, a.index) < std::tie(b.first_affected, b.kind, b.index);
+    return std::tie(a.first_affected, a.kind, a.index) <
+           std::tie(b.first_affected, b.kind, b.index);
 }
 
 inline std::vector<batch> make_batches(const std::vector<perturbation>& perturbations,
@@ -96,8 +100,9 @@ inline std::vector<batch> make_batches(const std::vector<perturbation>& perturba
     std::vector<batch> batches;
     for (index_t i = 0; i < index_t(perturbations.size()); ++i) {
         const index_t cost = perturbations[i].token_rows(length);
-        const bool fits = !batches.empty() && batches.back().end - batches.back().begin < max_rows &&
-                          (max_token_rows == 0 || batches.back().token_rows + cost <= max_token_rows);
+        const bool fits =
+            !batches.empty() && batches.back().end - batches.back().begin < max_rows &&
+            (max_token_rows == 0 || batches.back().token_rows + cost <= max_token_rows);
         if (!fits) batches.push_back({i, i, 0});
         batches.back().end = i + 1;
         batches.back().token_rows += cost;
@@ -108,13 +113,15 @@ inline std::vector<batch> make_batches(const std::vector<perturbation>& perturba
 inline perturbation suppress_unit(index_t index, const unit& u, const std::vector<bool>& in_units,
                                   const neighborhood* neighbours, const config& cfg) {
     const float phi = float(cfg.factor);
-    std::vector<std::pair<index_t, float>> touched;  // (position, factor), sources may repeat positions
+    std::vector<std::pair<index_t, float>>
+        touched;  // (position, factor), sources may repeat positions
     for (index_t i : u.positions) touched.emplace_back(i, phi);
     if (cfg.conceptual) {
         for (index_t i : u.positions) {
             for (index_t k = neighbours->offsets[i]; k < neighbours->offsets[i + 1]; ++k) {
                 const index_t j = neighbours->neighbors[k];
-                if (!in_units[j] || std::binary_search(u.positions.begin(), u.positions.end(), j)) continue;
+                if (!in_units[j] || std::binary_search(u.positions.begin(), u.positions.end(), j))
+                    continue;
                 const double s = std::max(double(neighbours->similarity[k]), 0.0);
                 touched.emplace_back(j, float(1 - (1 - cfg.factor) * s));
             }
@@ -122,7 +129,8 @@ inline perturbation suppress_unit(index_t index, const unit& u, const std::vecto
     }
     const bool amplify = cfg.factor > 1;
     std::sort(touched.begin(), touched.end(), [&](const auto& a, const auto& b) {
-        return a.first < b.first || (a.first == b.first && (amplify ? a.second > b.second : a.second < b.second));
+        return a.first < b.first ||
+               (a.first == b.first && (amplify ? a.second > b.second : a.second < b.second));
     });
     perturbation p{perturbation_kind::unit, index, 0, {}, {}};
     for (const auto& [j, factor] : touched) {
@@ -190,7 +198,8 @@ inline plan make_plan(const std::vector<unit>& units, const plan_inputs& in, con
     cfg.validate();
     detail::require(in.first_scored >= 0 && in.first_scored < in.length,
                     "plan: first_scored (" + std::to_string(in.first_scored) +
-                        ") must lie in the sequence of " + std::to_string(in.length) + " positions");
+                        ") must lie in the sequence of " + std::to_string(in.length) +
+                        " positions");
     detail::require(!units.empty(), "plan: there are no units to explain");
     validate_unit_positions(units, in.first_scored + 1);
     if (cfg.conceptual) {
@@ -208,11 +217,15 @@ inline plan make_plan(const std::vector<unit>& units, const plan_inputs& in, con
     result.max_rows = cfg.max_batch_rows > 0 ? cfg.max_batch_rows : default_max_batch_rows;
     result.max_token_rows = cfg.max_batch_token_rows;
     for (std::size_t k = 0; k < units.size(); ++k)
-        result.perturbations.push_back(detail::suppress_unit(index_t(k), units[k], in_units, in.neighbours, cfg));
+        result.perturbations.push_back(
+            detail::suppress_unit(index_t(k), units[k], in_units, in.neighbours, cfg));
     if (cfg.explain_targets_by_earlier_targets) {
         for (index_t position = in.first_scored + 1; position < in.length; ++position) {
-            result.perturbations.push_back({perturbation_kind::target, position - in.first_scored - 1,
-                                            position, {position}, {float(cfg.factor)}});
+            result.perturbations.push_back({perturbation_kind::target,
+                                            position - in.first_scored - 1,
+                                            position,
+                                            {position},
+                                            {float(cfg.factor)}});
         }
     }
     std::sort(result.perturbations.begin(), result.perturbations.end(), detail::plan_order);
@@ -248,7 +261,8 @@ inline plan shard(const plan& full, index_t k, index_t count) {
     part.max_token_rows = full.max_token_rows;
     for (std::size_t i = 0; i < all.size(); ++i)
         if (mine[i]) part.perturbations.push_back(all[i]);
-    part.batches = detail::make_batches(part.perturbations, part.length, part.max_rows, part.max_token_rows);
+    part.batches =
+        detail::make_batches(part.perturbations, part.length, part.max_rows, part.max_token_rows);
     return part;
 }
 

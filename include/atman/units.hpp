@@ -108,9 +108,9 @@ inline void validate_unit_positions(const std::vector<unit>& units, index_t n_po
         detail::require(!positions.empty(), name + " has no positions");
         for (std::size_t i = 0; i < positions.size(); ++i) {
             const index_t p = positions[i];
-            detail::require(p >= 0 && p < n_positions,
-                            name + ": position " + std::to_string(p) + " is outside [0, " +
-                                std::to_string(n_positions) + ")");
+            detail::require(p >= 0 && p < n_positions, name + ": position " + std::to_string(p) +
+                                                           " is outside [0, " +
+                                                           std::to_string(n_positions) + ")");
             detail::require(i == 0 || positions[i - 1] < p,
                             name + ": positions must be sorted and distinct");
             detail::require(owner[p] < 0, name + ": position " + std::to_string(p) +
@@ -125,11 +125,11 @@ inline void validate_unit_positions(const std::vector<unit>& units, index_t n_po
 inline void validate_units(const std::vector<unit>& units, index_t n_positions, index_t text_size) {
     validate_unit_positions(units, n_positions);
     for (std::size_t u = 0; u < units.size(); ++u) {
-        detail::require(0 <= units[u].start && units[u].start <= units[u].end &&
-                            units[u].end <= text_size,
-                        "unit " + std::to_string(u) + ": byte range [" +
-                            std::to_string(units[u].start) + ", " + std::to_string(units[u].end) +
-                            ") is not inside the text of " + std::to_string(text_size) + " bytes");
+        detail::require(
+            0 <= units[u].start && units[u].start <= units[u].end && units[u].end <= text_size,
+            "unit " + std::to_string(u) + ": byte range [" + std::to_string(units[u].start) + ", " +
+                std::to_string(units[u].end) + ") is not inside the text of " +
+                std::to_string(text_size) + " bytes");
     }
 }
 
@@ -152,8 +152,8 @@ inline void validate_byte_ranges(std::string_view text, const std::vector<byte_r
         const byte_range& r = ranges[i];
         const std::string name = what + " " + std::to_string(i) + " " + describe(r);
         require(0 <= r.start && r.start < r.end && r.end <= index_t(text.size()),
-                name + " must be non-empty and inside the text of " +
-                    std::to_string(text.size()) + " bytes");
+                name + " must be non-empty and inside the text of " + std::to_string(text.size()) +
+                    " bytes");
         require(is_code_point_boundary(text, r.start) && is_code_point_boundary(text, r.end),
                 name + " splits a UTF-8 code point");
     }
@@ -179,8 +179,9 @@ inline std::vector<bool> eligible_tokens(std::string_view text,
     const index_t n = index_t(tokens.size());
     for (const position_range& r : range.positions) {
         require(0 <= r.begin && r.begin < r.end && r.end <= n,
-                "explain position range [" + std::to_string(r.begin) + ", " + std::to_string(r.end) +
-                    ") must be non-empty and inside [0, " + std::to_string(n) + ")");
+                "explain position range [" + std::to_string(r.begin) + ", " +
+                    std::to_string(r.end) + ") must be non-empty and inside [0, " +
+                    std::to_string(n) + ")");
     }
     std::vector<bool> eligible(tokens.size(), false);
     bool any = false;
@@ -188,11 +189,13 @@ inline std::vector<bool> eligible_tokens(std::string_view text,
         const token_offsets& t = tokens[i];
         bool inside = range.bytes.empty() && range.positions.empty();
         for (const byte_range& r : range.bytes) inside = inside || overlaps(t, r);
-        for (const position_range& r : range.positions) inside = inside || (r.begin <= i && i < r.end);
+        for (const position_range& r : range.positions)
+            inside = inside || (r.begin <= i && i < r.end);
         eligible[i] = inside && !t.special;
         any = any || eligible[i];
     }
-    require(any, "the explain range holds no token that may be explained (all outside it or special)");
+    require(any,
+            "the explain range holds no token that may be explained (all outside it or special)");
     return eligible;
 }
 
@@ -228,12 +231,13 @@ inline bool is_paragraph_break(std::string_view gap) {
 }
 
 inline bool ends_sentence(std::string_view word) {
-    static const char* const closers[] = {")", "]", "}", "\"", "'", "\xE2\x80\x9D", "\xE2\x80\x99",
-                                          "\xC2\xBB"};
+    static const char* const closers[] = {
+        ")", "]", "}", "\"", "'", "\xE2\x80\x9D", "\xE2\x80\x99", "\xC2\xBB"};
     for (bool stripped = true; stripped && !word.empty();) {
         stripped = false;
         for (std::string_view closer : closers) {
-            if (word.size() >= closer.size() && word.substr(word.size() - closer.size()) == closer) {
+            if (word.size() >= closer.size() &&
+                word.substr(word.size() - closer.size()) == closer) {
                 word.remove_suffix(closer.size());
                 stripped = true;
             }
@@ -243,8 +247,8 @@ inline bool ends_sentence(std::string_view word) {
 }
 
 // Words joined into sentences or paragraphs.
-inline std::vector<byte_range> join_words(std::string_view text, const std::vector<byte_range>& words,
-                                          granularity by) {
+inline std::vector<byte_range> join_words(std::string_view text,
+                                          const std::vector<byte_range>& words, granularity by) {
     std::vector<byte_range> joined;
     for (std::size_t w = 0; w < words.size(); ++w) {
         bool starts_new = w == 0;
@@ -268,7 +272,8 @@ inline std::vector<byte_range> delimited_in(std::string_view text, byte_range ra
     for (std::size_t from = 0; from < part.size();) {
         const std::size_t found = part.find(delimiter, from);
         const std::size_t content_end = found == std::string_view::npos ? part.size() : found;
-        const std::size_t to = found == std::string_view::npos ? part.size() : found + delimiter.size();
+        const std::size_t to =
+            found == std::string_view::npos ? part.size() : found + delimiter.size();
         index_t start = range.start + index_t(from), end = range.start + index_t(content_end);
         trim_white_space(text, start, end);
         if (start < end) {  // pieces of nothing but the delimiter and white space are dropped
@@ -317,9 +322,9 @@ inline std::vector<unit> group_by_segments(std::string_view text,
     std::vector<index_t> first_segment(tokens.size(), -1);
     for (index_t i = 0; i < n; ++i) {
         if (!eligible[i] || tokens[i].start == tokens[i].end) continue;
-        const auto after_start = std::upper_bound(
-            segments.begin(), segments.end(), tokens[i].start,
-            [](index_t at, const byte_range& s) { return at < s.end; });
+        const auto after_start =
+            std::upper_bound(segments.begin(), segments.end(), tokens[i].start,
+                             [](index_t at, const byte_range& s) { return at < s.end; });
         index_t s = index_t(after_start - segments.begin());
         if (s == index_t(segments.size()) || segments[s].start >= tokens[i].end) continue;
         first_segment[i] = s;
@@ -369,7 +374,8 @@ inline std::vector<unit> group_by_segments(std::string_view text,
     return units;
 }
 
-inline std::vector<unit> token_units(std::string_view text, const std::vector<token_offsets>& tokens,
+inline std::vector<unit> token_units(std::string_view text,
+                                     const std::vector<token_offsets>& tokens,
                                      const std::vector<bool>& eligible) {
     std::vector<unit> units;
     for (index_t i = 0; i < index_t(tokens.size()); ++i) {
@@ -404,15 +410,15 @@ inline std::vector<unit> span_units(std::string_view text, const std::vector<tok
         units[s].end = spans[s].end;
         for (index_t i = 0; i < index_t(tokens.size()); ++i) {
             if (!eligible[i] || !overlaps(tokens[i], spans[s])) continue;
-            require(owner[i] < 0, "spans " + std::to_string(owner[i]) + " and " + std::to_string(s) +
-                                      " share token " + std::to_string(i) +
+            require(owner[i] < 0, "spans " + std::to_string(owner[i]) + " and " +
+                                      std::to_string(s) + " share token " + std::to_string(i) +
                                       "; span boundaries must fall between tokens");
             owner[i] = index_t(s);
             units[s].positions.push_back(i);
         }
-        require(!units[s].positions.empty(),
-                "span " + std::to_string(s) + " " + describe(spans[s]) +
-                    " covers no token that may be explained");
+        require(!units[s].positions.empty(), "span " + std::to_string(s) + " " +
+                                                 describe(spans[s]) +
+                                                 " covers no token that may be explained");
     }
     return units;
 }
@@ -434,7 +440,8 @@ inline std::vector<unit> grid_units(const std::vector<token_offsets>& tokens,
                     const index_t p = g.first_position + r * g.cols + c;
                     if (!eligible[p]) continue;
                     cell.positions.push_back(p);
-                    cell.start = cell.start < 0 ? tokens[p].start : std::min(cell.start, tokens[p].start);
+                    cell.start =
+                        cell.start < 0 ? tokens[p].start : std::min(cell.start, tokens[p].start);
                     cell.end = std::max(cell.end, tokens[p].end);
                 }
             }
@@ -442,7 +449,8 @@ inline std::vector<unit> grid_units(const std::vector<token_offsets>& tokens,
             if (!cell.positions.empty()) units.push_back(std::move(cell));
         }
     }
-    require(!units.empty(), "grid: no patch may be explained (all outside the explain range or special)");
+    require(!units.empty(),
+            "grid: no patch may be explained (all outside the explain range or special)");
     return units;
 }
 
@@ -456,9 +464,15 @@ inline std::vector<unit> make_units(std::string_view text, const std::vector<tok
     const std::vector<bool> eligible = detail::eligible_tokens(text, tokens, options.range);
     std::vector<unit> units;
     switch (options.by) {
-        case granularity::token: units = detail::token_units(text, tokens, eligible); break;
-        case granularity::spans: units = detail::span_units(text, tokens, eligible, options.spans); break;
-        case granularity::grid: units = detail::grid_units(tokens, eligible, options.grid); break;
+        case granularity::token:
+            units = detail::token_units(text, tokens, eligible);
+            break;
+        case granularity::spans:
+            units = detail::span_units(text, tokens, eligible, options.spans);
+            break;
+        case granularity::grid:
+            units = detail::grid_units(tokens, eligible, options.grid);
+            break;
         case granularity::delimiter:
             detail::require(!options.delimiter.empty() && detail::is_valid_utf8(options.delimiter),
                             "delimiter must be a non-empty UTF-8 string");
@@ -468,9 +482,8 @@ inline std::vector<unit> make_units(std::string_view text, const std::vector<tok
         case granularity::paragraph:
             units = detail::group_by_segments(text, tokens, eligible,
                                               detail::text_segments(text, options));
-            detail::require(!units.empty(),
-                            std::string("no ") + to_string(options.by) +
-                                " unit: the explain range holds only white space");
+            detail::require(!units.empty(), std::string("no ") + to_string(options.by) +
+                                                " unit: the explain range holds only white space");
             break;
     }
     return units;

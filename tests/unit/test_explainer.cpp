@@ -22,11 +22,13 @@ using deltas_table = std::vector<std::vector<double>>;  // [perturbation][target
 // The brute-force reference: one full pass from position 0 per perturbation,
 // no cache, no batching, attention from the full T x T score matrix.
 
-std::vector<double> reference_ce(const tiny_transformer& model, const std::vector<std::int32_t>& tokens,
-                                 const std::vector<std::int32_t>& targets, const std::vector<float>& factors,
-                                 atman::manipulation_mode mode) {
+std::vector<double> reference_ce(const tiny_transformer& model,
+                                 const std::vector<std::int32_t>& tokens,
+                                 const std::vector<std::int32_t>& targets,
+                                 const std::vector<float>& factors, atman::manipulation_mode mode) {
     const index_t length = index_t(tokens.size());
-    const index_t hd = tiny_transformer::head_dim, group = tiny_transformer::n_head / tiny_transformer::n_kv_head;
+    const index_t hd = tiny_transformer::head_dim,
+                  group = tiny_transformer::n_head / tiny_transformer::n_kv_head;
     matrix x = model.embed(tokens.data(), 0, length);
     for (const auto& w : model.layers) {
         const matrix h = tiny_transformer::rms_norm(x, w.attn_norm);
@@ -38,7 +40,8 @@ std::vector<double> reference_ce(const tiny_transformer& model, const std::vecto
         for (index_t head = 0; head < tiny_transformer::n_head; ++head) {
             const index_t kv = head / group;
             const Eigen::MatrixXd scores =
-                (q.middleCols(head * hd, hd) * k.middleCols(kv * hd, hd).transpose()).cast<double>() /
+                (q.middleCols(head * hd, hd) * k.middleCols(kv * hd, hd).transpose())
+                    .cast<double>() /
                 std::sqrt(double(hd));
             for (index_t i = 0; i < length; ++i) {
                 std::vector<double> s(std::size_t(i + 1));
@@ -56,7 +59,8 @@ std::vector<double> reference_ce(const tiny_transformer& model, const std::vecto
                 double sum = 0;
                 for (double& e : s) sum += (e = std::exp(e - top));
                 for (index_t j = 0; j <= i; ++j)
-                    for (index_t d = 0; d < hd; ++d) out(i, head * hd + d) += float(s[j] / sum * v(j, kv * hd + d));
+                    for (index_t d = 0; d < hd; ++d)
+                        out(i, head * hd + d) += float(s[j] / sum * v(j, kv * hd + d));
             }
         }
         x += out * w.wo;
@@ -64,15 +68,18 @@ std::vector<double> reference_ce(const tiny_transformer& model, const std::vecto
     }
     const index_t first_scored = length - index_t(targets.size());
     std::vector<double> ce;
-    for (index_t t = 0; t < index_t(targets.size()); ++t) ce.push_back(model.cross_entropy(x.row(first_scored + t), targets[t]));
+    for (index_t t = 0; t < index_t(targets.size()); ++t)
+        ce.push_back(model.cross_entropy(x.row(first_scored + t), targets[t]));
     return ce;
 }
 
 // The dense key factors of suppressing `positions`, written from the method's
 // definition: conceptual neighbours by cosine similarity of the input
 // embeddings, among the candidate positions, combined by minimum.
-std::vector<float> reference_factors(const tiny_transformer& model, const std::vector<std::int32_t>& tokens,
-                                     const std::vector<index_t>& positions, const std::vector<index_t>& candidates,
+std::vector<float> reference_factors(const tiny_transformer& model,
+                                     const std::vector<std::int32_t>& tokens,
+                                     const std::vector<index_t>& positions,
+                                     const std::vector<index_t>& candidates,
                                      const atman::config& cfg) {
     std::vector<float> factors(tokens.size(), 1.0f);
     const auto cosine = [&](index_t i, index_t j) {
@@ -85,7 +92,8 @@ std::vector<float> reference_factors(const tiny_transformer& model, const std::v
             for (index_t j : candidates) {
                 if (j == i) continue;
                 const double s = std::min(cosine(i, j), 1.0);
-                if (s >= cfg.kappa) factors[j] = std::min(factors[j], float(1 - (1 - cfg.factor) * s));
+                if (s >= cfg.kappa)
+                    factors[j] = std::min(factors[j], float(1 - (1 - cfg.factor) * s));
             }
         }
     }
@@ -102,15 +110,16 @@ struct case_data {
 };
 
 case_data make_case(std::vector<std::int32_t> target = {3, 17, 8, 21}) {
-    const std::vector<std::string> pieces = {"<s>", "The", " cat", "s", " sat", " on", " the",
-                                             " mat", " of", " the", " cat"};
-    const std::map<std::string, std::int32_t> ids = {{"<s>", 1}, {"The", 40}, {" cat", 5}, {"s", 9},
-                                                     {" sat", 12}, {" on", 30}, {" the", 7},
-                                                     {" mat", 44}, {" of", 25}};
+    const std::vector<std::string> pieces = {"<s>",  "The",  " cat", "s",    " sat", " on",
+                                             " the", " mat", " of",  " the", " cat"};
+    const std::map<std::string, std::int32_t> ids = {{"<s>", 1},  {"The", 40},  {" cat", 5},
+                                                     {"s", 9},    {" sat", 12}, {" on", 30},
+                                                     {" the", 7}, {" mat", 44}, {" of", 25}};
     case_data c;
     std::vector<atman::token_offsets> offsets;
     for (const std::string& piece : pieces) {
-        offsets.push_back({index_t(c.request.prompt.size()), index_t(c.request.prompt.size() + piece.size()), piece == "<s>"});
+        offsets.push_back({index_t(c.request.prompt.size()),
+                           index_t(c.request.prompt.size() + piece.size()), piece == "<s>"});
         c.request.prompt += piece;
         c.request.prompt_tokens.push_back(ids.at(piece));
     }
@@ -127,14 +136,15 @@ case_data make_case(std::vector<std::int32_t> target = {3, 17, 8, 21}) {
 
 std::vector<index_t> unit_positions(const atman::explain_request& request) {
     std::vector<index_t> all;
-    for (const auto& u : request.units) all.insert(all.end(), u.positions.begin(), u.positions.end());
+    for (const auto& u : request.units)
+        all.insert(all.end(), u.positions.begin(), u.positions.end());
     std::sort(all.begin(), all.end());
     return all;
 }
 
 // Reference deltas: prompt units in order, then (optionally) earlier targets.
-deltas_table reference_deltas(const tiny_transformer& model, const case_data& c, const atman::config& cfg,
-                              const std::vector<std::int32_t>& targets) {
+deltas_table reference_deltas(const tiny_transformer& model, const case_data& c,
+                              const atman::config& cfg, const std::vector<std::int32_t>& targets) {
     std::vector<std::int32_t> sequence = c.request.prompt_tokens;
     sequence.insert(sequence.end(), targets.begin(), targets.end() - 1);
     const std::vector<float> ones(sequence.size(), 1.0f);
@@ -146,7 +156,8 @@ deltas_table reference_deltas(const tiny_transformer& model, const case_data& c,
     };
     deltas_table table;
     for (const auto& u : c.request.units)
-        table.push_back(delta(reference_factors(model, sequence, u.positions, unit_positions(c.request), cfg)));
+        table.push_back(
+            delta(reference_factors(model, sequence, u.positions, unit_positions(c.request), cfg)));
     if (cfg.explain_targets_by_earlier_targets) {
         const index_t n = index_t(c.request.prompt_tokens.size());
         for (index_t t = 0; t + 1 < index_t(targets.size()); ++t) {
@@ -180,7 +191,8 @@ struct engine_without_embeddings {
     }
 };
 
-// Reports NaN for the perturbation whose first affected position is `poisoned` (or in the base pass).
+// Reports NaN for the perturbation whose first affected position is `poisoned` (or in the base
+// pass).
 struct nan_engine : engine_without_embeddings {
     index_t poisoned = -1;
     bool poison_base = false;
@@ -191,7 +203,8 @@ struct nan_engine : engine_without_embeddings {
     void perturbed_pass(const atman::sequence_view& s, const atman::batch_view& b, double* ce) {
         model.perturbed_pass(s, b, ce);
         for (index_t r = 0; r < b.n_rows; ++r)
-            if (b.rows[r].first_affected == poisoned) ce[r * s.n_targets + 2] = std::numeric_limits<double>::infinity();
+            if (b.rows[r].first_affected == poisoned)
+                ce[r * s.n_targets + 2] = std::numeric_limits<double>::infinity();
     }
 };
 
@@ -203,7 +216,8 @@ TEST_CASE("the explainer equals the brute-force reference in every configuration
     const tiny_transformer model;
     const std::vector<std::pair<index_t, index_t>> budgets = {{1, 0}, {3, 0}, {0, 20}, {1000, 0}};
 
-    for (auto mode : {atman::manipulation_mode::multiplicative, atman::manipulation_mode::log_additive}) {
+    for (auto mode :
+         {atman::manipulation_mode::multiplicative, atman::manipulation_mode::log_additive}) {
         for (double kappa : {-2.0, 0.7, 0.0}) {  // -2: no conceptual suppression
             for (bool earlier : {false, true}) {
                 atman::config cfg;
@@ -211,14 +225,17 @@ TEST_CASE("the explainer equals the brute-force reference in every configuration
                 cfg.conceptual = kappa > -2;
                 cfg.kappa = cfg.conceptual ? kappa : 0.7;
                 cfg.explain_targets_by_earlier_targets = earlier;
-                const deltas_table expected = reference_deltas(model, c, cfg, c.request.target_tokens);
+                const deltas_table expected =
+                    reference_deltas(model, c, cfg, c.request.target_tokens);
                 for (auto [rows, token_rows] : budgets) {
-                    for (auto targets : {atman::target_granularity::complete, atman::target_granularity::token}) {
+                    for (auto targets :
+                         {atman::target_granularity::complete, atman::target_granularity::token}) {
                         cfg.max_batch_rows = rows;
                         cfg.max_batch_token_rows = token_rows;
                         cfg.targets = targets;
-                        INFO(atman::to_string(mode) << ", kappa " << kappa << ", earlier " << earlier << ", budget "
-                                                    << rows << "/" << token_rows << ", " << atman::to_string(targets));
+                        INFO(atman::to_string(mode)
+                             << ", kappa " << kappa << ", earlier " << earlier << ", budget "
+                             << rows << "/" << token_rows << ", " << atman::to_string(targets));
                         tiny_transformer engine;
                         const atman::explanation e = atman::explain(engine, c.request, cfg);
                         check_raw_scores(e, expected);
@@ -274,7 +291,8 @@ TEST_CASE("the explanation carries texts, tokens and base CE") {
     CHECK(e.target == " t3 t17 t8 t21");
     std::vector<std::string> texts;
     for (const auto& u : e.units) texts.push_back(u.text);
-    CHECK(texts == std::vector<std::string>{"The", "cats", "sat", "on", "the", "mat", "of", "the", "cat"});
+    CHECK(texts ==
+          std::vector<std::string>{"The", "cats", "sat", "on", "the", "mat", "of", "the", "cat"});
     CHECK(e.units[1].first_token == 2);
     CHECK(e.units[1].last_token == 4);
     const std::vector<double> base = reference_ce(model, c.sequence, c.request.target_tokens,
@@ -298,7 +316,9 @@ TEST_CASE("postprocessing and min-max normalisation") {
             cfg.post = post;
             cfg.normalize = normalize;
             INFO(atman::to_string(post) << ", normalize " << normalize);
-            const auto f = [&](double v) { return post == atman::postprocess::absolute ? std::abs(v) : v * v; };
+            const auto f = [&](double v) {
+                return post == atman::postprocess::absolute ? std::abs(v) : v * v;
+            };
             std::vector<double> expected;
             for (const auto& row : raw) {
                 double sum = 0;
@@ -318,7 +338,8 @@ TEST_CASE("postprocessing and min-max normalisation") {
             const atman::explanation e = atman::explain(engine, c.request, cfg);
             for (std::size_t k = 0; k < raw.size(); ++k) {
                 CHECK(e.units[k].score == Approx(expected[k]).margin(1e-5));
-                CHECK(e.units[k].scores_per_target[0] == Approx(expected_first_target[k]).margin(1e-5));
+                CHECK(e.units[k].scores_per_target[0] ==
+                      Approx(expected_first_target[k]).margin(1e-5));
             }
         }
     }
@@ -364,8 +385,10 @@ TEST_CASE("shards run separately and merged give the same explanation") {
     const atman::plan full = atman::plan_explanation(engine, c.request, cfg);
     std::vector<atman::raw_deltas> parts;
     for (index_t k = 0; k < 3; ++k)
-        parts.push_back(atman::explain_deltas(engine, c.request, cfg, atman::shard(full, 2 - k, 3)));
-    const atman::explanation merged = atman::make_explanation(c.request, cfg, atman::merge_deltas(parts));
+        parts.push_back(
+            atman::explain_deltas(engine, c.request, cfg, atman::shard(full, 2 - k, 3)));
+    const atman::explanation merged =
+        atman::make_explanation(c.request, cfg, atman::merge_deltas(parts));
     REQUIRE(merged.units.size() == whole.units.size());
     for (std::size_t k = 0; k < whole.units.size(); ++k) {
         CHECK(merged.units[k].score == Approx(whole.units[k].score).margin(1e-12));
@@ -374,9 +397,11 @@ TEST_CASE("shards run separately and merged give the same explanation") {
     CHECK(merged.stats.passes == whole.stats.passes + 2);  // each shard ran its own base pass
 
     parts.pop_back();
-    CHECK_THROWS_AS(atman::make_explanation(c.request, cfg, atman::merge_deltas(parts)), atman::invalid_argument);
+    CHECK_THROWS_AS(atman::make_explanation(c.request, cfg, atman::merge_deltas(parts)),
+                    atman::invalid_argument);
     parts.push_back(parts.front());
-    CHECK_THROWS_AS(atman::make_explanation(c.request, cfg, atman::merge_deltas(parts)), atman::invalid_argument);
+    CHECK_THROWS_AS(atman::make_explanation(c.request, cfg, atman::merge_deltas(parts)),
+                    atman::invalid_argument);
 }
 
 TEST_CASE("progress is reported after each batch, and cancellation throws") {
@@ -461,5 +486,6 @@ TEST_CASE("bad requests and configs are invalid_argument") {
     request = c.request;
     request.target_tokens.push_back(2);
     request.target_texts.push_back(" t2");
-    CHECK_THROWS_AS(atman::explain_deltas(engine, request, atman::config{}, p), atman::invalid_argument);
+    CHECK_THROWS_AS(atman::explain_deltas(engine, request, atman::config{}, p),
+                    atman::invalid_argument);
 }

@@ -17,7 +17,8 @@ std::vector<atman::unit> units_at(const std::vector<std::vector<index_t>>& group
 }
 
 // A neighbourhood over n positions from undirected edges (i, j, s).
-atman::neighborhood neighbourhood_of(index_t n, const std::vector<std::tuple<index_t, index_t, float>>& edges) {
+atman::neighborhood neighbourhood_of(
+    index_t n, const std::vector<std::tuple<index_t, index_t, float>>& edges) {
     std::vector<std::vector<std::pair<index_t, float>>> rows(static_cast<std::size_t>(n));
     for (const auto& [i, j, s] : edges) {
         rows[i].emplace_back(j, s);
@@ -54,7 +55,8 @@ void check_budget(const atman::plan& p) {
         CHECK(b.end > b.begin);
         CHECK(b.end - b.begin <= p.max_rows);
         index_t rows = 0;
-        for (index_t i = b.begin; i < b.end; ++i) rows += p.length - p.perturbations[i].first_affected;
+        for (index_t i = b.begin; i < b.end; ++i)
+            rows += p.length - p.perturbations[i].first_affected;
         CHECK(b.token_rows == rows);
         if (p.max_token_rows > 0 && b.end - b.begin > 1) CHECK(rows <= p.max_token_rows);
         next = b.end;
@@ -90,7 +92,8 @@ TEST_CASE("batches respect the row and token-row budgets") {
     for (index_t i = 0; i < 20; ++i) groups.push_back({i});
     const auto units = units_at(groups);
     const index_t length = 30;
-    for (auto [rows, token_rows] : std::vector<std::pair<index_t, index_t>>{{0, 0}, {1, 0}, {3, 0}, {0, 50}, {4, 70}, {100, 1}}) {
+    for (auto [rows, token_rows] : std::vector<std::pair<index_t, index_t>>{
+             {0, 0}, {1, 0}, {3, 0}, {0, 50}, {4, 70}, {100, 1}}) {
         atman::config cfg;
         cfg.max_batch_rows = rows;
         cfg.max_batch_token_rows = token_rows;
@@ -108,8 +111,13 @@ TEST_CASE("batches respect the row and token-row budgets") {
 TEST_CASE("conceptual suppression: neighbour factors, minimum combination, first affected") {
     // Units {1}, {2, 3}, {5}, {6}; position 7 is outside every unit.
     const auto units = units_at({{1}, {2, 3}, {5}, {6}});
-    const auto nb = neighbourhood_of(8, {{6, 1, 0.9f}, {6, 2, 0.8f}, {5, 2, 0.75f}, {3, 6, 0.95f},
-                                         {6, 7, 0.99f}, {5, 6, 0.7f}, {1, 0, 0.9f}});
+    const auto nb = neighbourhood_of(8, {{6, 1, 0.9f},
+                                         {6, 2, 0.8f},
+                                         {5, 2, 0.75f},
+                                         {3, 6, 0.95f},
+                                         {6, 7, 0.99f},
+                                         {5, 6, 0.7f},
+                                         {1, 0, 0.9f}});
     atman::config cfg;
     cfg.conceptual = true;
     cfg.factor = 0.1;
@@ -117,7 +125,8 @@ TEST_CASE("conceptual suppression: neighbour factors, minimum combination, first
     const auto dense = dense_by_unit(p);
     const auto f = [](float s) { return float(1 - (1 - 0.1) * double(s)); };
     CHECK(dense.at(3) == std::vector<float>{1, f(0.9f), f(0.8f), f(0.95f), 1, f(0.7f), 0.1f, 1});
-    CHECK(dense.at(1) == std::vector<float>{1, 1, 0.1f, 0.1f, 1, f(0.75f), std::min(f(0.8f), f(0.95f)), 1});
+    CHECK(dense.at(1) ==
+          std::vector<float>{1, 1, 0.1f, 0.1f, 1, f(0.75f), std::min(f(0.8f), f(0.95f)), 1});
     CHECK(dense.at(0) == std::vector<float>{1, 0.1f, 1, 1, 1, 1, f(0.9f), 1});
     const std::map<index_t, index_t> first_affected = {{0, 1}, {1, 2}, {2, 2}, {3, 1}};
     for (const auto& x : p.perturbations) CHECK(x.first_affected == first_affected.at(x.index));
@@ -165,8 +174,9 @@ TEST_CASE("shards partition the plan and balance token-rows, not unit counts") {
         for (index_t k = 0; k < count; ++k) {
             const atman::plan part = atman::shard(full, k, count);
             check_budget(part);
-            CHECK(std::is_sorted(part.perturbations.begin(), part.perturbations.end(),
-                                 [](const auto& a, const auto& b) { return a.first_affected < b.first_affected; }));
+            CHECK(std::is_sorted(
+                part.perturbations.begin(), part.perturbations.end(),
+                [](const auto& a, const auto& b) { return a.first_affected < b.first_affected; }));
             for (const auto& x : part.perturbations) seen.insert(x.index);
             loads.push_back(part.token_rows());
             sizes.push_back(index_t(part.perturbations.size()));
@@ -195,8 +205,10 @@ TEST_CASE("the scheduler rejects bad input") {
     bad.max_batch_rows = -1;
     CHECK_THROWS_AS(atman::make_plan(units, {5, 3, nullptr}, bad), atman::invalid_argument);
     CHECK_THROWS_AS(atman::make_plan({}, {5, 3, nullptr}, cfg), atman::invalid_argument);
-    CHECK_THROWS_AS(atman::make_plan(units_at({{1}, {1}}), {5, 3, nullptr}, cfg), atman::invalid_argument);
-    CHECK_THROWS_AS(atman::make_plan(units_at({{4}}), {5, 3, nullptr}, cfg), atman::invalid_argument);  // target position
+    CHECK_THROWS_AS(atman::make_plan(units_at({{1}, {1}}), {5, 3, nullptr}, cfg),
+                    atman::invalid_argument);
+    CHECK_THROWS_AS(atman::make_plan(units_at({{4}}), {5, 3, nullptr}, cfg),
+                    atman::invalid_argument);  // target position
     CHECK_THROWS_AS(atman::make_plan(units, {5, 5, nullptr}, cfg), atman::invalid_argument);
     bad = cfg;
     bad.conceptual = true;

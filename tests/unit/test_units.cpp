@@ -20,7 +20,8 @@ tokenized tokenize(const std::vector<std::string>& pieces) {
     tokenized t;
     for (const std::string& piece : pieces) {
         const bool special = piece.size() > 1 && piece.front() == '<' && piece.back() == '>';
-        t.tokens.push_back({index_t(t.text.size()), index_t(t.text.size() + piece.size()), special});
+        t.tokens.push_back(
+            {index_t(t.text.size()), index_t(t.text.size() + piece.size()), special});
         t.text += piece;
     }
     return t;
@@ -66,12 +67,14 @@ TEST_CASE("a token spanning two words joins them into one unit") {
     const auto units = units_of(t, atman::granularity::word);
     CHECK(positions_of(units) == std::vector<positions>{{0}, {1}, {2}});
     const tokenized u = tokenize({"ab c", "d e"});
-    CHECK(texts_of(u, units_of(u, atman::granularity::word)) == std::vector<std::string>{"ab cd e"});
+    CHECK(texts_of(u, units_of(u, atman::granularity::word)) ==
+          std::vector<std::string>{"ab cd e"});
 }
 
 TEST_CASE("multi-byte UTF-8: byte-level tokens splitting a code point stay in one unit") {
     // "café naïve 東京" with é and ï cut between two byte-level tokens.
-    const tokenized t = tokenize({"caf\xC3", "\xA9", " na", "\xC3", "\xAF", "ve", " \xE6\x9D\xB1", "\xE4\xBA\xAC"});
+    const tokenized t =
+        tokenize({"caf\xC3", "\xA9", " na", "\xC3", "\xAF", "ve", " \xE6\x9D\xB1", "\xE4\xBA\xAC"});
     const auto words = units_of(t, atman::granularity::word);
     CHECK(positions_of(words) == std::vector<positions>{{0, 1}, {2, 3, 4, 5}, {6, 7}});
     CHECK(texts_of(t, words) ==
@@ -99,22 +102,24 @@ TEST_CASE("token units keep white-space tokens as units of their own") {
 }
 
 TEST_CASE("sentences end at . ! ? before white space, closing quotes allowed") {
-    const tokenized t = tokenize({"It", " rains", ".", " Does", " it", "?", " Yes", "!", "Sure", ".",
-                                  " \"", "Go", ".\"", " Then", " e", ".g", ".x", " end"});
+    const tokenized t = tokenize({"It", " rains", ".", " Does", " it", "?", " Yes", "!", "Sure",
+                                  ".", " \"", "Go", ".\"", " Then", " e", ".g", ".x", " end"});
     const auto units = units_of(t, atman::granularity::sentence);
     CHECK(texts_of(t, units) == std::vector<std::string>{"It rains.", "Does it?", "Yes!Sure.",
                                                          "\"Go.\"", "Then e.g.x end"});
-    CHECK(positions_of(units) == std::vector<positions>{
-                                     {0, 1, 2}, {3, 4, 5}, {6, 7, 8, 9}, {10, 11, 12}, {13, 14, 15, 16, 17}});
+    CHECK(positions_of(units) ==
+          std::vector<positions>{
+              {0, 1, 2}, {3, 4, 5}, {6, 7, 8, 9}, {10, 11, 12}, {13, 14, 15, 16, 17}});
 }
 
 TEST_CASE("a blank line ends a sentence and a paragraph; empty paragraphs make no unit") {
-    const tokenized t = tokenize({"First", " para", ".", "\n\n", "Second", "\n", "line", "\r\n \r\n",
-                                  "\n\n", "Third", " one"});
+    const tokenized t = tokenize({"First", " para", ".", "\n\n", "Second", "\n", "line",
+                                  "\r\n \r\n", "\n\n", "Third", " one"});
     const auto paragraphs = units_of(t, atman::granularity::paragraph);
     CHECK(texts_of(t, paragraphs) ==
           std::vector<std::string>{"First para.", "Second\nline", "Third one"});
-    CHECK(positions_of(paragraphs) == std::vector<positions>{{0, 1, 2}, {3, 4, 5, 6}, {7, 8, 9, 10}});
+    CHECK(positions_of(paragraphs) ==
+          std::vector<positions>{{0, 1, 2}, {3, 4, 5, 6}, {7, 8, 9, 10}});
     const auto sentences = units_of(t, atman::granularity::sentence);
     CHECK(texts_of(t, sentences) ==
           std::vector<std::string>{"First para.", "Second\nline", "Third one"});
@@ -137,9 +142,11 @@ TEST_CASE("delimiter units end with their delimiter; delimiter-only pieces are d
 TEST_CASE("special tokens never belong to a unit") {
     const tokenized t = tokenize({"<s>", "<|user|>", "\n", "Why", " not", "?", "<|end|>", "\n"});
     const auto units = units_of(t, atman::granularity::word);
-    CHECK(positions_of(units) == std::vector<positions>{{2, 3}, {4, 5}});  // "\n" after <|end|> has no word beside it
+    CHECK(positions_of(units) ==
+          std::vector<positions>{{2, 3}, {4, 5}});  // "\n" after <|end|> has no word beside it
     CHECK(texts_of(t, units) == std::vector<std::string>{"Why", "not?"});
-    for (auto by : {atman::granularity::token, atman::granularity::sentence, atman::granularity::paragraph}) {
+    for (auto by :
+         {atman::granularity::token, atman::granularity::sentence, atman::granularity::paragraph}) {
         for (const atman::unit& u : units_of(t, by)) {
             for (index_t p : u.positions) CHECK((p != 0 && p != 1 && p != 6));
         }
@@ -149,7 +156,8 @@ TEST_CASE("special tokens never belong to a unit") {
 }
 
 TEST_CASE("the explain range limits units, given as byte or position ranges") {
-    const tokenized t = tokenize({"Context", ":", " Rome", " is", " old", ".", " Question", ":", " why", "?"});
+    const tokenized t =
+        tokenize({"Context", ":", " Rome", " is", " old", ".", " Question", ":", " why", "?"});
     atman::unit_options by_bytes;
     const index_t rome = index_t(t.text.find("Rome")), question = index_t(t.text.find(" Question"));
     by_bytes.range.bytes = {{rome, question}};
@@ -179,15 +187,15 @@ TEST_CASE("bad explain ranges are rejected") {
         return units_of(t, atman::granularity::word, options);
     };
     const index_t size = index_t(t.text.size());
-    CHECK_THROWS_AS(with_range({{{4, 4}}, {}}), atman::invalid_argument);              // empty
-    CHECK_THROWS_AS(with_range({{{4, size + 1}}, {}}), atman::invalid_argument);       // outside
+    CHECK_THROWS_AS(with_range({{{4, 4}}, {}}), atman::invalid_argument);         // empty
+    CHECK_THROWS_AS(with_range({{{4, size + 1}}, {}}), atman::invalid_argument);  // outside
     CHECK_THROWS_AS(with_range({{{-1, 3}}, {}}), atman::invalid_argument);
-    CHECK_THROWS_AS(with_range({{{3, 7}}, {}}), atman::invalid_argument);              // splits é
-    CHECK_THROWS_AS(with_range({{{3, 10}, {8, 12}}, {}}), atman::invalid_argument);    // overlap
-    CHECK_THROWS_AS(with_range({{{0, 3}}, {}}), atman::invalid_argument);              // only special
+    CHECK_THROWS_AS(with_range({{{3, 7}}, {}}), atman::invalid_argument);            // splits é
+    CHECK_THROWS_AS(with_range({{{3, 10}, {8, 12}}, {}}), atman::invalid_argument);  // overlap
+    CHECK_THROWS_AS(with_range({{{0, 3}}, {}}), atman::invalid_argument);            // only special
     CHECK_THROWS_AS(with_range({{}, {{2, 2}}}), atman::invalid_argument);
     CHECK_THROWS_AS(with_range({{}, {{0, 5}}}), atman::invalid_argument);
-    CHECK_THROWS_AS(with_range({{{3, 10}}, {{1, 2}}}), atman::invalid_argument);      // both kinds
+    CHECK_THROWS_AS(with_range({{{3, 10}}, {{1, 2}}}), atman::invalid_argument);  // both kinds
     CHECK_NOTHROW(with_range({{{3, 10}, {10, 13}}, {}}));
 
     atman::unit_options options;
@@ -210,18 +218,19 @@ TEST_CASE("span units follow the given spans and reject bad ones") {
         bad.spans = std::move(spans);
         CHECK_THROWS_AS(units_of(t, atman::granularity::spans, bad), atman::invalid_argument);
     };
-    rejects({{at("one"), at(" three")}, {at("two"), at(" four")}});   // overlapping
-    rejects({{at("one"), index_t(t.text.size()) + 1}});                // outside
-    rejects({{at("one"), at("one")}});                                 // empty
-    rejects({{at("one"), at("one") + 1}, {at("one") + 2, at("two")}}); // share token "one"
-    rejects({{0, 3}});                                                 // only the special token
+    rejects({{at("one"), at(" three")}, {at("two"), at(" four")}});     // overlapping
+    rejects({{at("one"), index_t(t.text.size()) + 1}});                 // outside
+    rejects({{at("one"), at("one")}});                                  // empty
+    rejects({{at("one"), at("one") + 1}, {at("one") + 2, at("two")}});  // share token "one"
+    rejects({{0, 3}});                                                  // only the special token
 }
 
 TEST_CASE("grid units pool patches into cells, row-major, edge cells smaller") {
     // Two text tokens, then a 3 x 5 image of empty-text patch tokens, then text.
     tokenized t = tokenize({"Look", ":"});
     const index_t rows = 3, cols = 5, first = 2;
-    for (index_t p = 0; p < rows * cols; ++p) t.tokens.push_back({index_t(t.text.size()), index_t(t.text.size()), false});
+    for (index_t p = 0; p < rows * cols; ++p)
+        t.tokens.push_back({index_t(t.text.size()), index_t(t.text.size()), false});
     t.tokens.push_back({index_t(t.text.size()), index_t(t.text.size()) + 4, false});
     t.text += "what";
     t.tokens[first + 7].special = true;  // a patch the range excludes
@@ -234,7 +243,8 @@ TEST_CASE("grid units pool patches into cells, row-major, edge cells smaller") {
     std::vector<positions> expected(6);
     for (index_t r = 0; r < rows; ++r)
         for (index_t c = 0; c < cols; ++c)
-            if (first + r * cols + c != first + 7) expected[(r / 2) * 3 + c / 2].push_back(first + r * cols + c);
+            if (first + r * cols + c != first + 7)
+                expected[(r / 2) * 3 + c / 2].push_back(first + r * cols + c);
     for (auto& cell : expected) std::sort(cell.begin(), cell.end());
     CHECK(positions_of(units) == expected);
     CHECK(units[0].start == 5);
@@ -253,7 +263,8 @@ TEST_CASE("grid units pool patches into cells, row-major, edge cells smaller") {
 TEST_CASE("validate_units rejects overlapping, unsorted and out-of-range units") {
     using atman::unit;
     CHECK_NOTHROW(atman::validate_units({unit{{0, 2}, 0, 1}, unit{{1}, 1, 2}}, 3, 2));
-    CHECK_THROWS_AS(atman::validate_units({unit{{0, 2}, 0, 1}, unit{{2}, 1, 2}}, 3, 2), atman::invalid_argument);
+    CHECK_THROWS_AS(atman::validate_units({unit{{0, 2}, 0, 1}, unit{{2}, 1, 2}}, 3, 2),
+                    atman::invalid_argument);
     CHECK_THROWS_AS(atman::validate_units({unit{{2, 1}, 0, 1}}, 3, 2), atman::invalid_argument);
     CHECK_THROWS_AS(atman::validate_units({unit{{3}, 0, 1}}, 3, 2), atman::invalid_argument);
     CHECK_THROWS_AS(atman::validate_units({unit{{}, 0, 1}}, 3, 2), atman::invalid_argument);

@@ -76,7 +76,8 @@ public:
     matrix embed(const std::int32_t* tokens, index_t begin, index_t end) const {
         matrix x(end - begin, dim);
         for (index_t i = begin; i < end; ++i) {
-            if (tokens[i] < 0 || tokens[i] >= vocab) throw atman::invalid_argument("tiny_transformer: token id out of range");
+            if (tokens[i] < 0 || tokens[i] >= vocab)
+                throw atman::invalid_argument("tiny_transformer: token id out of range");
             x.row(i - begin) = embedding.row(tokens[i]);
         }
         return x;
@@ -85,7 +86,8 @@ public:
     static matrix rms_norm(const matrix& x, const row_vector& weight) {
         matrix y(x.rows(), x.cols());
         for (index_t i = 0; i < x.rows(); ++i) {
-            const float inverse_rms = 1.0f / std::sqrt(x.row(i).squaredNorm() / float(x.cols()) + 1e-5f);
+            const float inverse_rms =
+                1.0f / std::sqrt(x.row(i).squaredNorm() / float(x.cols()) + 1e-5f);
             y.row(i) = (x.row(i) * inverse_rms).cwiseProduct(weight);
         }
         return y;
@@ -96,7 +98,8 @@ public:
         for (index_t i = 0; i < x.rows(); ++i) {
             for (index_t h = 0; h < heads; ++h) {
                 for (index_t k = 0; k < head_dim / 2; ++k) {
-                    const double angle = double(first_position + i) * std::pow(10000.0, -2.0 * double(k) / double(head_dim));
+                    const double angle = double(first_position + i) *
+                                         std::pow(10000.0, -2.0 * double(k) / double(head_dim));
                     const float c = float(std::cos(angle)), s = float(std::sin(angle));
                     float& a = x(i, h * head_dim + 2 * k);
                     float& b = x(i, h * head_dim + 2 * k + 1);
@@ -143,9 +146,11 @@ public:
         std::copy(base_ce_.begin(), base_ce_.end(), ce);
     }
 
-    void perturbed_pass(const atman::sequence_view& seq, const atman::batch_view& batch, double* ce) {
+    void perturbed_pass(const atman::sequence_view& seq, const atman::batch_view& batch,
+                        double* ce) {
         if (cache_k_.empty() || cache_k_[0].rows() != seq.length)
-            throw atman::invalid_argument("tiny_transformer: perturbed_pass needs a base pass of this sequence first");
+            throw atman::invalid_argument(
+                "tiny_transformer: perturbed_pass needs a base pass of this sequence first");
         for (index_t r = 0; r < batch.n_rows; ++r) {
             run(seq, batch.rows[r].first_affected, batch.rows[r].key_factors, batch.mode, false,
                 ce + r * seq.n_targets);
@@ -175,7 +180,8 @@ private:
             row.q_head_stride = head_dim;
             row.q_begin = first;
             row.n_queries = own;
-            row.prefix = {cache_k_[l].data(), cache_v_[l].data(), first, n_kv_head * head_dim, head_dim};
+            row.prefix = {cache_k_[l].data(), cache_v_[l].data(), first, n_kv_head * head_dim,
+                          head_dim};
             row.own = {k.data(), v.data(), own, n_kv_head * head_dim, head_dim};
             row.key_factors = factors;
             row.mode = mode;
@@ -189,7 +195,8 @@ private:
         }
         for (index_t t = 0; t < seq.n_targets; ++t) {
             const index_t position = seq.first_scored + t;
-            ce[t] = position < first ? base_ce_[t] : cross_entropy(x.row(position - first), seq.targets[t]);
+            ce[t] = position < first ? base_ce_[t]
+                                     : cross_entropy(x.row(position - first), seq.targets[t]);
         }
     }
 

@@ -13,7 +13,9 @@ struct code_point {
     index_t length = 1;  // bytes
 };
 
-inline bool is_continuation_byte(unsigned char byte) { return (byte & 0xC0) == 0x80; }
+inline bool is_continuation_byte(unsigned char byte) {
+    return (byte & 0xC0) == 0x80;
+}
 
 // True when a code point starts at `at` (or `at` is the end): cutting there splits nothing.
 inline bool is_code_point_boundary(std::string_view text, index_t at) {
