@@ -200,7 +200,11 @@ tokenizer::model::model(vocabulary v) : vocab(std::move(v)) {
         if (static_cast<int>(kind) < 1 || static_cast<int>(kind) > 6)
             throw invalid_argument("token " + std::to_string(id) + " has token_type " +
                                    std::to_string(static_cast<int>(kind)) + ", expected 1..6");
-        validate_utf8(text);
+        try {
+            validate_utf8(text);
+        } catch (const invalid_argument& e) {
+            throw invalid_argument("token " + std::to_string(id) + ": " + e.what());
+        }
         id_of[text] = id;  // a repeated string maps to its last id, as in llama.cpp
         if (is_special_kind(kind)) {
             bytes[static_cast<std::size_t>(id)] = text;
