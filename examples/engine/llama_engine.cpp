@@ -1,0 +1,385 @@
+#include "engine/llama_engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include <atman/error.hpp>
+
+namespace atman::engine {
+namespace {
+
+// Rows of the LM head computed at once: bounds the logits buffer (rows x n_vocab).
+constexpr index_t logits_chunk_rows = 64;
+
+using detail::require;
+
+float* grown(std::vector<float>& buffer, index_t size) {
+    if (static_cast<index_t>(buffer.size()) < size) buffer.resize(static_cast<std::size_t>(size));
+    return buffer.data();
+}
+
+// out = in / sqrt(mean(in^2) + eps) * weight; out may alias in.
+void rms_norm_row(const float* in, const Eigen::VectorXf& weight, double eps, float* out) {
+    const index_t n = weight.size();
+    Eigen::Map<const Eigen::VectorXf> x(in, n);
+    const float inverse_rms = 1.0f / std::sqrt(x.squaredNorm() / float(n) + float(eps));
+    Eigen::Map<Eigen::VectorXf>(out, n) = x.cwiseProduct(weight) * inverse_rms;
+}
+
+// -log softmax(logits)[target], shifted by the maximum; the sum in double.
+// NaN when a logit is not finite.
+double cross_entropy(const float* logits, index_t n_vocab, std::int32_t target) {
+    const Eigen::Map<const Eigen::ArrayXf> row(logits, n_vocab);
+    const float peak = row.maxCoeff();
+    const double sum = (row - peak).exp().cast<double>().sum();
+    return std::log(sum) + double(peak) - double(logits[target]);
+}
+
+}  // namespace
+
+llama_engine::llama_engine(const llama_model& model)
+    : model_(model),
+      shape_{model.hparams().n_head, model.hparams().n_kv_head, model.hparams().head_dim, 0.0},
+      cache_k_(static_cast<std::size_t>(model.hparams().n_layer)),
+      cache_v_(static_cast<std::size_t>(model.hparams().n_layer)) {}
+
+// ---- validation ----------------------------------------------------------------------------
+
+void llama_engine::validate_tokens(const std::int32_t* tokens, index_t length, const char* where) const {
+    const llama_hparams& hp = model_.hparams();
+    const std::string prefix = std::string(where) + ": ";
+    require(length >= 1, prefix + "the sequence is empty");
+    require(tokens != nullptr, prefix + "tokens is null");
+    require(length <= hp.n_ctx, prefix + "sequence length " + std::to_string(length) +
+                                    " exceeds the context length " + std::to_string(hp.n_ctx));
+    for (index_t i = 0; i < length; ++i) {
+        require(tokens[i] >= 0 && tokens[i] < hp.n_vocab,
+                prefix + "token id " + std::to_string(tokens[i]) + " at position " + std::to_string(i) +
+                    " is outside the vocabulary [0, " + std::to_string(hp.n_vocab) + ")");
+    }
+}
+
+void llama_engine::validate_sequence(const sequence_view& seq, const char* where) const {
+    validate_tokens(seq.tokens, seq.length, where);
+    const std::string prefix = std::string(where) + ": ";
+    require(seq.first_scored >= 0 && seq.n_targets >= 0 &&
+                seq.first_scored + seq.n_targets <= seq.length,
+            prefix + "scored positions [" + std::to_string(seq.first_scored) + ", " +
+                std::to_string(seq.first_scored + seq.n_targets) + ") do not lie in [0, " +
+                std::to_string(seq.length) + ")");
+    require(seq.n_targets == 0 || seq.targets != nullptr, prefix + "targets is null");
+    for (index_t t = 0; t < seq.n_targets; ++t) {
+        require(seq.targets[t] >= 0 && seq.targets[t] < model_.hparams().n_vocab,
+                prefix + "target id " + std::to_string(seq.targets[t]) + " (target " +
+                    std::to_string(t) + ") is outside the vocabulary");
+    }
+}
+
+void llama_engine::validate_batch(const sequence_view& seq, const batch_view& batch) const {
+    require(batch.n_rows >= 0, "perturbed_pass: n_rows must be >= 0, got " + std::to_string(batch.n_rows));
+    require(batch.n_rows == 0 || batch.rows != nullptr, "perturbed_pass: rows is null");
+    for (index_t r = 0; r < batch.n_rows; ++r) {
+        const row_view& row = batch.rows[r];
+        const std::string prefix = "perturbed_pass: row " + std::to_string(r) + ": ";
+        require(row.first_affected >= 0 && row.first_affected <= seq.length,
+                prefix + "first_affected " + std::to_string(row.first_affected) + " is outside [0, " +
+                    std::to_string(seq.length) + "]");
+        require(row.key_factors != nullptr, prefix + "key_factors is null");
+        for (index_t j = 0; j < seq.length; ++j) {
+            const float factor = row.key_factors[j];
+            require(std::isfinite(factor) && factor >= 0,
+                    prefix + "key_factors[" + std::to_string(j) + "] must be finite and >= 0, got " +
+                        std::to_string(factor));
+            // Prefix reuse is exact only if nothing before first_affected is touched.
+            require(j >= row.first_affected || factor == 1.0f,
+                    prefix + "key_factors[" + std::to_string(j) + "] = " + std::to_string(factor) +
+                        " lies before first_affected " + std::to_string(row.first_affected));
+        }
+    }
+}
+
+bool llama_engine::is_base_sequence(const sequence_view& seq) const {
+    return has_base_ && seq.length == static_cast<index_t>(base_tokens_.size()) &&
+           std::equal(seq.tokens, seq.tokens + seq.length, base_tokens_.begin()) &&
+           seq.first_scored == base_first_scored_ &&
+           seq.n_targets == static_cast<index_t>(base_targets_.size()) &&
+           std::equal(seq.targets, seq.targets + seq.n_targets, base_targets_.begin());
+}
+
+// ---- the adapter ---------------------------------------------------------------------------
+
+void llama_engine::base_pass(const sequence_view& seq, double* ce) {
+    validate_sequence(seq, "base_pass");
+    require(ce != nullptr || seq.n_targets == 0, "base_pass: ce is null");
+    has_base_ = false;
+    run_layers(seq.tokens, seq.length, {{0, nullptr}}, manipulation_mode::multiplicative, true);
+
+    std::vector<index_t> hidden_rows, positions;
+    for (index_t t = 0; t < seq.n_targets; ++t) {
+        hidden_rows.push_back(seq.first_scored + t);
+        positions.push_back(seq.first_scored + t);
+    }
+    base_targets_.assign(seq.targets, seq.targets + seq.n_targets);
+    score(hidden_rows, base_targets_, positions, base_ce_);
+    std::copy(base_ce_.begin(), base_ce_.end(), ce);
+
+    base_tokens_.assign(seq.tokens, seq.tokens + seq.length);
+    base_first_scored_ = seq.first_scored;
+    has_base_ = true;
+}
+
+void llama_engine::perturbed_pass(const sequence_view& seq, const batch_view& batch, double* ce) {
+    validate_sequence(seq, "perturbed_pass");
+    require(is_base_sequence(seq),
+            "perturbed_pass: base_pass must run on the same sequence and targets first");
+    validate_batch(seq, batch);
+    require(ce != nullptr || batch.n_rows * seq.n_targets == 0, "perturbed_pass: ce is null");
+
+    std::vector<pass_row> rows;
+    for (index_t r = 0; r < batch.n_rows; ++r)
+        rows.push_back({batch.rows[r].first_affected, batch.rows[r].key_factors});
+    run_layers(seq.tokens, seq.length, rows, batch.mode, false);
+
+    // Scored positions before a row's first affected position equal the base pass.
+    std::vector<index_t> hidden_rows, positions, slots;
+    std::vector<std::int32_t> targets;
+    for (index_t r = 0; r < batch.n_rows; ++r) {
+        for (index_t t = 0; t < seq.n_targets; ++t) {
+            const index_t position = seq.first_scored + t;
+            const index_t slot = r * seq.n_targets + t;
+            if (position < rows[r].begin) {
+                ce[slot] = base_ce_[static_cast<std::size_t>(t)];
+                continue;
+            }
+            hidden_rows.push_back(row_offset_[r] + position - rows[r].begin);
+            positions.push_back(position);
+            targets.push_back(seq.targets[t]);
+            slots.push_back(slot);
+        }
+    }
+    std::vector<double> recomputed;
+    score(hidden_rows, targets, positions, recomputed);
+    for (std::size_t k = 0; k < slots.size(); ++k) ce[slots[k]] = recomputed[k];
+}
+
+void llama_engine::input_embeddings(const sequence_view& seq, float* out) {
+    validate_tokens(seq.tokens, seq.length, "input_embeddings");
+    require(out != nullptr, "input_embeddings: out is null");
+    const index_t embd = embedding_dim();
+    for (index_t i = 0; i < seq.length; ++i) {
+        Eigen::Map<Eigen::RowVectorXf>(out + i * embd, embd) = model_.token_embedding().row(seq.tokens[i]);
+    }
+}
+
+// ---- utilities -----------------------------------------------------------------------------
+
+Eigen::MatrixXf llama_engine::logits(const std::vector<std::int32_t>& tokens, index_t first, index_t last,
+                                     const std::vector<float>& key_factors, manipulation_mode mode) {
+    const auto length = static_cast<index_t>(tokens.size());
+    validate_tokens(tokens.data(), length, "logits");
+    require(first >= 0 && first <= last && last <= length,
+            "logits: positions [" + std::to_string(first) + ", " + std::to_string(last) +
+                ") do not lie in [0, " + std::to_string(length) + ")");
+    require(key_factors.empty() || static_cast<index_t>(key_factors.size()) == length,
+            "logits: " + std::to_string(key_factors.size()) + " key factors for " +
+                std::to_string(length) + " tokens");
+    const index_t vocab = model_.hparams().n_vocab;
+    Eigen::MatrixXf result(last - first, vocab);
+    if (first == last) return result;
+
+    has_base_ = false;
+    // Factors out of their domain make the attention kernel throw invalid_argument.
+    run_layers(tokens.data(), length, {{0, key_factors.empty() ? nullptr : key_factors.data()}}, mode, true);
+    std::vector<index_t> hidden_rows;
+    for (index_t p = first; p < last; ++p) hidden_rows.push_back(p);
+    for_each_logits_chunk(hidden_rows, [&](index_t chunk_first, index_t count, const float* chunk) {
+        result.middleRows(chunk_first, count) = Eigen::Map<const matrix_rm>(chunk, count, vocab);
+    });
+    return result;
+}
+
+std::vector<std::int32_t> llama_engine::generate(const std::vector<std::int32_t>& prompt,
+                                                 index_t max_new_tokens,
+                                                 const std::vector<std::int32_t>& stop_ids) {
+    validate_tokens(prompt.data(), static_cast<index_t>(prompt.size()), "generate");
+    require(max_new_tokens >= 0, "generate: max_new_tokens must be >= 0, got " + std::to_string(max_new_tokens));
+    has_base_ = false;
+    std::vector<std::int32_t> sequence = prompt, generated;
+    if (max_new_tokens == 0) return generated;
+
+    const index_t vocab = model_.hparams().n_vocab;
+    index_t cached = 0;  // positions whose keys and values are in the cache
+    for (;;) {
+        const auto length = static_cast<index_t>(sequence.size());
+        run_layers(sequence.data(), length, {{cached, nullptr}}, manipulation_mode::multiplicative, true);
+        cached = length;
+        std::int32_t next = 0;
+        for_each_logits_chunk({n_computed_ - 1}, [&](index_t, index_t, const float* chunk) {
+            index_t best = 0;
+            Eigen::Map<const Eigen::VectorXf>(chunk, vocab).maxCoeff(&best);
+            next = static_cast<std::int32_t>(best);
+        });
+        if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
+        generated.push_back(next);
+        if (static_cast<index_t>(generated.size()) == max_new_tokens || length == model_.hparams().n_ctx)
+            break;
+        sequence.push_back(next);
+    }
+    return generated;
+}
+
+// ---- the forward pass ----------------------------------------------------------------------
+
+Eigen::Map<matrix_rm> llama_engine::hidden() {
+    return {hidden_.data(), n_computed_, model_.hparams().n_embd};
+}
+
+void llama_engine::reserve_cache(index_t length) {
+    if (length <= cache_capacity_) return;
+    cache_capacity_ = std::max(length, std::min(2 * cache_capacity_, model_.hparams().n_ctx));
+    const auto size = static_cast<std::size_t>(cache_capacity_ * model_.hparams().kv_dim());
+    for (auto& layer : cache_k_) layer.resize(size);
+    for (auto& layer : cache_v_) layer.resize(size);
+}
+
+void llama_engine::extend_rope_table(index_t length) {
+    if (length <= rope_length_) return;
+    const llama_hparams& hp = model_.hparams();
+    rope_length_ = std::max(length, std::min(2 * rope_length_, hp.n_ctx));
+    const index_t pairs = hp.head_dim / 2;
+    rope_cos_.resize(static_cast<std::size_t>(rope_length_ * pairs));
+    rope_sin_.resize(rope_cos_.size());
+    for (index_t p = 0; p < rope_length_; ++p) {
+        for (index_t i = 0; i < pairs; ++i) {
+            // theta = p * base^(-2i / head_dim), in double: angles reach thousands of radians.
+            const double theta = double(p) * std::pow(hp.rope_base, -2.0 * double(i) / double(hp.head_dim));
+            rope_cos_[static_cast<std::size_t>(p * pairs + i)] = float(std::cos(theta));
+            rope_sin_[static_cast<std::size_t>(p * pairs + i)] = float(std::sin(theta));
+        }
+    }
+}
+
+void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const std::vector<pass_row>& rows,
+                              manipulation_mode mode, bool extend_cache) {
+    const llama_hparams& hp = model_.hparams();
+    const auto n_rows = static_cast<index_t>(rows.size());
+    row_offset_.assign(static_cast<std::size_t>(n_rows + 1), 0);
+    for (index_t r = 0; r < n_rows; ++r) row_offset_[r + 1] = row_offset_[r] + length - rows[r].begin;
+    const index_t n = row_offset_[n_rows];
+    n_computed_ = n;
+    if (n == 0) return;
+
+    position_.resize(static_cast<std::size_t>(n));
+    for (index_t r = 0; r < n_rows; ++r)
+        for (index_t p = rows[r].begin; p < length; ++p) position_[row_offset_[r] + p - rows[r].begin] = p;
+    extend_rope_table(length);
+    if (extend_cache) reserve_cache(length);
+
+    const index_t embd = hp.n_embd, ff = hp.n_ff, head_dim = hp.head_dim, pairs = head_dim / 2;
+    const index_t q_dim = hp.q_dim(), kv_dim = hp.kv_dim(), qkv_dim = q_dim + 2 * kv_dim;
+    const index_t rotated_heads = hp.n_head + hp.n_kv_head;  // Q heads then K heads, contiguous
+    Eigen::Map<matrix_rm> x(grown(hidden_, n * embd), n, embd);
+    Eigen::Map<matrix_rm> normed(grown(normed_, n * embd), n, embd);
+    Eigen::Map<matrix_rm> qkv(grown(qkv_, n * qkv_dim), n, qkv_dim);
+    Eigen::Map<matrix_rm> attention(grown(attention_out_, n * q_dim), n, q_dim);
+    Eigen::Map<matrix_rm> gate_up(grown(gate_up_, n * 2 * ff), n, 2 * ff);
+
+    for (index_t i = 0; i < n; ++i) x.row(i) = model_.token_embedding().row(tokens[position_[i]]);
+
+    attention_rows_.resize(static_cast<std::size_t>(n_rows));
+    for (index_t l = 0; l < hp.n_layer; ++l) {
+        const llama_layer& layer = model_.layer(l);
+        float* const cache_k = cache_k_[static_cast<std::size_t>(l)].data();
+        float* const cache_v = cache_v_[static_cast<std::size_t>(l)].data();
+
+#pragma omp parallel for schedule(static)
+        for (index_t i = 0; i < n; ++i) rms_norm_row(&x(i, 0), layer.attn_norm, hp.rms_eps, &normed(i, 0));
+        qkv.noalias() = normed * layer.qkv.transpose();
+
+        // RoPE on adjacent pairs (x[2i], x[2i+1]) of each Q and K head, as llama.cpp for LLAMA.
+#pragma omp parallel for schedule(static)
+        for (index_t i = 0; i < n; ++i) {
+            const float* cos = &rope_cos_[static_cast<std::size_t>(position_[i] * pairs)];
+            const float* sin = &rope_sin_[static_cast<std::size_t>(position_[i] * pairs)];
+            for (index_t h = 0; h < rotated_heads; ++h) {
+                float* v = &qkv(i, h * head_dim);
+                for (index_t j = 0; j < pairs; ++j) {
+                    const float x0 = v[2 * j], x1 = v[2 * j + 1];
+                    v[2 * j] = x0 * cos[j] - x1 * sin[j];
+                    v[2 * j + 1] = x0 * sin[j] + x1 * cos[j];
+                }
+            }
+            if (extend_cache) {
+                std::copy_n(&qkv(i, q_dim), kv_dim, cache_k + position_[i] * kv_dim);
+                std::copy_n(&qkv(i, q_dim + kv_dim), kv_dim, cache_v + position_[i] * kv_dim);
+            }
+        }
+
+        for (index_t r = 0; r < n_rows; ++r) {
+            attention_row<float>& a = attention_rows_[static_cast<std::size_t>(r)];
+            const index_t begin = rows[r].begin;
+            a.q = qkv.data() + row_offset_[r] * qkv_dim;
+            a.q_pos_stride = qkv_dim;
+            a.q_head_stride = head_dim;
+            a.q_begin = begin;
+            a.n_queries = length - begin;
+            a.prefix = {cache_k, cache_v, begin, kv_dim, head_dim};
+            a.own = {a.q + q_dim, a.q + q_dim + kv_dim, length - begin, qkv_dim, head_dim};
+            a.key_factors = rows[r].key_factors;
+            a.mode = mode;
+            a.out = attention.data() + row_offset_[r] * q_dim;
+            a.out_pos_stride = q_dim;
+            a.out_head_stride = head_dim;
+        }
+        attend(shape_, attention_rows_.data(), n_rows);
+        x.noalias() += attention * layer.attn_output.transpose();
+
+#pragma omp parallel for schedule(static)
+        for (index_t i = 0; i < n; ++i) rms_norm_row(&x(i, 0), layer.ffn_norm, hp.rms_eps, &normed(i, 0));
+        gate_up.noalias() = normed * layer.gate_up.transpose();
+#pragma omp parallel for schedule(static)
+        for (index_t i = 0; i < n; ++i) {
+            auto gate = gate_up.row(i).head(ff).array();
+            gate = gate / (1.0f + (-gate).exp()) * gate_up.row(i).tail(ff).array();  // SiLU(gate) * up
+        }
+        x.noalias() += gate_up.leftCols(ff) * layer.ffn_down.transpose();
+    }
+}
+
+// ---- the LM head ---------------------------------------------------------------------------
+
+template <class Consume>
+void llama_engine::for_each_logits_chunk(const std::vector<index_t>& hidden_rows, Consume&& consume) {
+    const llama_hparams& hp = model_.hparams();
+    const auto total = static_cast<index_t>(hidden_rows.size());
+    const index_t chunk_rows = std::min(total, logits_chunk_rows);
+    const auto x = hidden();
+    Eigen::Map<matrix_rm> normed(grown(normed_, chunk_rows * hp.n_embd), chunk_rows, hp.n_embd);
+    Eigen::Map<matrix_rm> logits(grown(logits_, chunk_rows * hp.n_vocab), chunk_rows, hp.n_vocab);
+    for (index_t first = 0; first < total; first += chunk_rows) {
+        const index_t count = std::min(chunk_rows, total - first);
+        for (index_t k = 0; k < count; ++k)
+            rms_norm_row(&x(hidden_rows[first + k], 0), model_.output_norm(), hp.rms_eps, &normed(k, 0));
+        logits.topRows(count).noalias() = normed.topRows(count) * model_.lm_head().transpose();
+        consume(first, count, logits.data());
+    }
+}
+
+void llama_engine::score(const std::vector<index_t>& hidden_rows, const std::vector<std::int32_t>& targets,
+                         const std::vector<index_t>& positions, std::vector<double>& ce) {
+    const index_t vocab = model_.hparams().n_vocab;
+    ce.assign(hidden_rows.size(), 0.0);
+    for_each_logits_chunk(hidden_rows, [&](index_t first, index_t count, const float* chunk) {
+#pragma omp parallel for schedule(static)
+        for (index_t k = 0; k < count; ++k)
+            ce[first + k] = cross_entropy(chunk + k * vocab, vocab, targets[first + k]);
+    });
+    for (std::size_t k = 0; k < ce.size(); ++k) {
+        if (!std::isfinite(ce[k]))
+            throw numeric_error("llama engine: the logits at position " + std::to_string(positions[k]) +
+                                " are not finite (NaN or Inf)");
+    }
+}
+
+}  // namespace atman::engine

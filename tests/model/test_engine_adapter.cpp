@@ -1,0 +1,259 @@
+// The engine as an atman adapter: prefix reuse and batching must not change
+// any CE (each row equals the same perturbation recomputed from position 0,
+// alone), the base CE agrees with the plain logits, and bad input throws.
+
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <vector>
+
+#include <atman/adapter.hpp>
+
+#include "engine/dequant.hpp"
+#include "engine/gguf.hpp"
+#include "engine/llama_engine.hpp"
+#include "engine/llama_model.hpp"
+
+using atman::index_t;
+using atman::manipulation_mode;
+using atman::engine::llama_engine;
+using atman::engine::llama_model;
+
+namespace {
+
+constexpr double ce_tolerance = 1e-4;
+
+const char* model_path() {
+    const char* path = std::getenv("ATMAN_MODEL");
+    if (path == nullptr || *path == '\0')
+        FAIL("ATMAN_MODEL is not set: run `export ATMAN_MODEL=$(scripts/fetch-model)`");
+    return path;
+}
+
+const llama_model& default_model() {
+    static const llama_model model = llama_model::load(atman::engine::gguf_file::open(model_path()));
+    return model;
+}
+
+// A teacher-forced sequence of T = 24 tokens: prompt of 16, 9 targets scored at 15..23.
+struct test_sequence {
+    std::vector<std::int32_t> tokens, targets;
+    index_t first_scored = 15;
+
+    test_sequence() {
+        for (int i = 0; i < 24; ++i) tokens.push_back(200 + (i * 7919) % 30000);
+        targets.assign(tokens.begin() + 16, tokens.end());
+        targets.push_back(504);
+    }
+    atman::sequence_view view() const {
+        return {tokens.data(), static_cast<index_t>(tokens.size()), first_scored, targets.data(),
+                static_cast<index_t>(targets.size())};
+    }
+};
+
+// A perturbation: factor phi at the given positions, first_affected the smallest of them.
+struct perturbation {
+    std::vector<float> factors;
+    index_t first_affected;
+
+    perturbation(index_t length, std::vector<index_t> positions, float phi)
+        : factors(static_cast<std::size_t>(length), 1.0f), first_affected(length) {
+        for (index_t p : positions) {
+            factors[static_cast<std::size_t>(p)] = phi;
+            first_affected = std::min(first_affected, p);
+        }
+    }
+};
+
+std::vector<double> run_batch(llama_engine& engine, const test_sequence& seq, manipulation_mode mode,
+                              const std::vector<perturbation>& rows, bool reuse_prefix) {
+    std::vector<atman::row_view> views;
+    for (const perturbation& row : rows) views.push_back({reuse_prefix ? row.first_affected : 0, row.factors.data()});
+    std::vector<double> ce(rows.size() * seq.targets.size());
+    engine.perturbed_pass(seq.view(), {mode, views.data(), static_cast<index_t>(views.size())}, ce.data());
+    return ce;
+}
+
+// Each row alone, recomputed from position 0.
+std::vector<double> run_one_at_a_time(llama_engine& engine, const test_sequence& seq, manipulation_mode mode,
+                                      const std::vector<perturbation>& rows) {
+    std::vector<double> ce;
+    for (const perturbation& row : rows) {
+        const std::vector<double> one = run_batch(engine, seq, mode, {row}, false);
+        ce.insert(ce.end(), one.begin(), one.end());
+    }
+    return ce;
+}
+
+double max_abs_difference(const std::vector<double>& a, const std::vector<double>& b) {
+    REQUIRE(a.size() == b.size());
+    double worst = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) worst = std::max(worst, std::abs(a[i] - b[i]));
+    return worst;
+}
+
+}  // namespace
+
+TEST_CASE("base CE equals -log softmax of the plain logits") {
+    llama_engine engine(default_model());
+    const test_sequence seq;
+    std::vector<double> ce(seq.targets.size());
+    engine.base_pass(seq.view(), ce.data());
+
+    const Eigen::MatrixXf logits = engine.logits(seq.tokens, seq.first_scored, seq.first_scored + 9);
+    for (index_t t = 0; t < 9; ++t) {
+        double sum = 0;
+        const double peak = logits.row(t).maxCoeff();
+        for (index_t v = 0; v < logits.cols(); ++v) sum += std::exp(double(logits(t, v)) - peak);
+        const double expected = peak + std::log(sum) - logits(t, seq.targets[static_cast<std::size_t>(t)]);
+        CHECK(std::abs(ce[static_cast<std::size_t>(t)] - expected) < 1e-5);
+    }
+}
+
+TEST_CASE("prefix reuse and batching leave every row's CE unchanged") {
+    llama_engine engine(default_model());
+    const test_sequence seq;
+    const auto T = static_cast<index_t>(seq.tokens.size());
+    std::vector<double> base(seq.targets.size());
+    engine.base_pass(seq.view(), base.data());
+
+    const std::vector<perturbation> mixed = {
+        {T, {3}, 0.1f},       {T, {0, 1}, 0.1f},  {T, {12, 13, 14}, 0.0f}, {T, {7}, 0.1f},
+        {T, {15}, 0.1f},      {T, {20}, 0.1f},    {T, {5, 19}, 0.3f},      {T, {10}, 2.0f},
+        {T, {23}, 0.1f},      {T, {1}, 0.1f},     {T, {8, 9}, 0.1f},       {T, {2, 4, 6}, 0.5f},
+    };
+    const std::vector<std::vector<perturbation>> batches = {
+        mixed,                                    // many rows, mixed first_affected
+        {mixed[2]},                               // one row
+        {mixed[0], mixed[9], mixed[3]},           // a few, unsorted
+        {mixed[5], mixed[8]},                     // first_affected after first_scored
+    };
+    for (manipulation_mode mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
+        for (const auto& rows : batches) {
+            const std::vector<double> batched = run_batch(engine, seq, mode, rows, true);
+            const std::vector<double> alone = run_one_at_a_time(engine, seq, mode, rows);
+            INFO(atman::to_string(mode) << ", " << rows.size() << " rows");
+            CHECK(max_abs_difference(batched, alone) <= ce_tolerance);
+        }
+        // Scored positions before first_affected keep the base CE exactly.
+        const std::vector<double> late = run_batch(engine, seq, mode, {mixed[5]}, true);
+        for (std::size_t t = 0; t < 5; ++t) CHECK(late[t] == base[t]);
+        // Suppressing early tokens does change the targets' CE.
+        CHECK(max_abs_difference(run_batch(engine, seq, mode, {mixed[1]}, true), base) > 1e-3);
+    }
+}
+
+TEST_CASE("phi = 1 everywhere gives the base CE") {
+    llama_engine engine(default_model());
+    const test_sequence seq;
+    const auto T = static_cast<index_t>(seq.tokens.size());
+    std::vector<double> base(seq.targets.size());
+    engine.base_pass(seq.view(), base.data());
+    const std::vector<perturbation> rows = {{T, {4}, 1.0f}, {T, {}, 0.1f}, {T, {0}, 1.0f}};
+    for (manipulation_mode mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
+        const std::vector<double> ce = run_batch(engine, seq, mode, rows, true);
+        for (std::size_t r = 0; r < rows.size(); ++r) {
+            const std::vector<double> row(ce.begin() + r * 9, ce.begin() + (r + 1) * 9);
+            CHECK(max_abs_difference(row, base) <= ce_tolerance);
+        }
+    }
+}
+
+TEST_CASE("input embeddings are the token embedding rows") {
+    llama_engine engine(default_model());
+    const test_sequence seq;
+    const index_t dim = engine.embedding_dim();
+    REQUIRE(dim == 576);
+    std::vector<float> out(seq.tokens.size() * static_cast<std::size_t>(dim));
+    engine.input_embeddings(seq.view(), out.data());
+
+    // Dequantise each row straight from the file's bytes (dims[0] = 576 contiguous).
+    const auto file = atman::engine::gguf_file::open(model_path());
+    const auto& embedding = file.tensor("token_embd.weight");
+    const std::size_t row_bytes = embedding.n_bytes / static_cast<std::size_t>(embedding.rows());
+    std::vector<float> row(static_cast<std::size_t>(dim));
+    for (std::size_t i = 0; i < seq.tokens.size(); ++i) {
+        atman::engine::dequantize(embedding.type, embedding.data + row_bytes * std::size_t(seq.tokens[i]), dim, row.data());
+        CHECK(std::equal(row.begin(), row.end(), out.begin() + std::ptrdiff_t(i) * dim));
+    }
+}
+
+TEST_CASE("invalid input throws invalid_argument") {
+    using atman::invalid_argument;
+    llama_engine engine(default_model());
+    test_sequence seq;
+    const auto T = static_cast<index_t>(seq.tokens.size());
+    std::vector<double> ce(seq.targets.size() * 2);
+    const perturbation good(T, {3}, 0.1f);
+    const auto batch_of = [](const atman::row_view& row) {
+        return atman::batch_view{manipulation_mode::multiplicative, &row, 1};
+    };
+
+    SECTION("perturbed_pass before any base_pass") {
+        const atman::row_view row{good.first_affected, good.factors.data()};
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of(row), ce.data()), invalid_argument);
+    }
+    SECTION("bad sequences") {
+        test_sequence bad = seq;
+        bad.tokens[5] = 49152;
+        CHECK_THROWS_AS(engine.base_pass(bad.view(), ce.data()), invalid_argument);
+        bad = seq;
+        bad.tokens[5] = -1;
+        CHECK_THROWS_AS(engine.base_pass(bad.view(), ce.data()), invalid_argument);
+        bad = seq;
+        bad.targets[0] = 49152;
+        CHECK_THROWS_AS(engine.base_pass(bad.view(), ce.data()), invalid_argument);
+        bad = seq;
+        bad.first_scored = 16;  // 16 + 9 > 24
+        CHECK_THROWS_AS(engine.base_pass(bad.view(), ce.data()), invalid_argument);
+        bad.first_scored = -1;
+        CHECK_THROWS_AS(engine.base_pass(bad.view(), ce.data()), invalid_argument);
+        bad = seq;
+        bad.tokens.assign(8193, 504);
+        bad.targets.assign(1, 504);
+        bad.first_scored = 8192;
+        CHECK_THROWS_AS(engine.base_pass(bad.view(), ce.data()), invalid_argument);
+        bad.tokens.clear();
+        bad.targets.clear();
+        bad.first_scored = 0;
+        CHECK_THROWS_AS(engine.base_pass(bad.view(), ce.data()), invalid_argument);
+    }
+    SECTION("bad rows") {
+        engine.base_pass(seq.view(), ce.data());
+        perturbation row = good;
+        for (index_t first_affected : {index_t(-1), T + 1}) {
+            const atman::row_view view{first_affected, row.factors.data()};
+            CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of(view), ce.data()), invalid_argument);
+        }
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of({3, nullptr}), ce.data()), invalid_argument);
+        for (float bad : {-0.5f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+            row.factors[10] = bad;
+            CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of({3, row.factors.data()}), ce.data()),
+                            invalid_argument);
+        }
+        row = good;  // factor 0.1 at 3, but first_affected claims 4
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of({4, row.factors.data()}), ce.data()),
+                        invalid_argument);
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), {manipulation_mode::multiplicative, nullptr, 1}, ce.data()),
+                        invalid_argument);
+    }
+    SECTION("a different sequence than the base pass") {
+        engine.base_pass(seq.view(), ce.data());
+        const atman::row_view row{good.first_affected, good.factors.data()};
+        test_sequence other = seq;
+        other.targets[8] = 2;
+        CHECK_THROWS_AS(engine.perturbed_pass(other.view(), batch_of(row), ce.data()), invalid_argument);
+        engine.logits(seq.tokens, 0, 1);  // replaces the cache
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of(row), ce.data()), invalid_argument);
+    }
+    SECTION("utilities") {
+        CHECK_THROWS_AS(engine.logits(seq.tokens, 3, 2), invalid_argument);
+        CHECK_THROWS_AS(engine.logits(seq.tokens, 0, T + 1), invalid_argument);
+        CHECK_THROWS_AS(engine.logits(seq.tokens, 0, 1, std::vector<float>(3, 1.0f)), invalid_argument);
+        CHECK_THROWS_AS(engine.generate({}, 4, {}), invalid_argument);
+        CHECK_THROWS_AS(engine.generate(seq.tokens, -1, {}), invalid_argument);
+        CHECK_THROWS_AS(engine.input_embeddings(seq.view(), nullptr), invalid_argument);
+    }
+}
