@@ -31,7 +31,9 @@ inline std::string to_json(const explanation& e, const json_options& options = {
                                                    "target_tokens", "units", "stats"};
     detail::require(options.indent >= 0, "json_options::indent must be >= 0");
     for (std::size_t i = 0; i < options.extra_members.size(); ++i) {
-        const auto& [name, value] = options.extra_members[i];
+        // Not a structured binding: C++17 lambdas cannot capture one (clang rejects it).
+        const std::string& name = options.extra_members[i].first;
+        const std::string& value = options.extra_members[i].second;
         detail::require(std::none_of(std::begin(standard_members), std::end(standard_members),
                                      [&](const char* member) { return name == member; }),
                         "json extra member \"" + name + "\" would replace a member of " +
