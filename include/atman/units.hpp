@@ -427,10 +427,13 @@ inline std::vector<unit> grid_units(const std::vector<token_offsets>& tokens,
                                     const std::vector<bool>& eligible, const grid_layout& g) {
     require(g.rows >= 1 && g.cols >= 1 && g.cell_rows >= 1 && g.cell_cols >= 1,
             "grid: rows, cols, cell_rows and cell_cols must be >= 1");
-    require(g.first_position >= 0 && g.first_position + g.rows * g.cols <= index_t(tokens.size()),
-            "grid: patches at positions [" + std::to_string(g.first_position) + ", " +
-                std::to_string(g.first_position + g.rows * g.cols) + ") do not fit in " +
-                std::to_string(tokens.size()) + " tokens");
+    // Divided rather than multiplied: rows * cols may overflow.
+    const index_t n = index_t(tokens.size());
+    require(g.first_position >= 0 && g.first_position <= n &&
+                g.rows <= (n - g.first_position) / g.cols,
+            "grid: " + std::to_string(g.rows) + " x " + std::to_string(g.cols) +
+                " patches from position " + std::to_string(g.first_position) + " do not fit in " +
+                std::to_string(n) + " tokens");
     std::vector<unit> units;
     for (index_t r0 = 0; r0 < g.rows; r0 += g.cell_rows) {
         for (index_t c0 = 0; c0 < g.cols; c0 += g.cell_cols) {
