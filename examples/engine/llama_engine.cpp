@@ -229,6 +229,15 @@ std::vector<std::int32_t> llama_engine::generate(const std::vector<std::int32_t>
     return generated;
 }
 
+std::vector<Eigen::MatrixXf> llama_engine::attention_maps(const std::vector<std::int32_t>& tokens) {
+    const auto length = static_cast<index_t>(tokens.size());
+    validate_tokens(tokens.data(), length, "attention_maps");
+    has_base_ = false;
+    std::vector<Eigen::MatrixXf> maps;
+    run_layers(tokens.data(), length, {{0, nullptr}}, manipulation_mode::multiplicative, true, &maps);
+    return maps;
+}
+
 // ---- the forward pass ----------------------------------------------------------------------
 
 Eigen::Map<matrix_rm> llama_engine::hidden() {
@@ -260,8 +269,28 @@ void llama_engine::extend_rope_table(index_t length) {
     }
 }
 
+Eigen::MatrixXf llama_engine::average_attention(const float* qkv, const float* cache_k, index_t length) const {
+    const llama_hparams& hp = model_.hparams();
+    const index_t head_dim = hp.head_dim, kv_dim = hp.kv_dim(), qkv_dim = hp.q_dim() + 2 * kv_dim;
+    const index_t group_size = hp.n_head / hp.n_kv_head;
+    const float scale = 1.0f / std::sqrt(float(head_dim));
+    using strided = Eigen::Map<const matrix_rm, 0, Eigen::OuterStride<>>;
+    Eigen::MatrixXf average = Eigen::MatrixXf::Zero(length, length);
+    for (index_t h = 0; h < hp.n_head; ++h) {
+        const strided q(qkv + h * head_dim, length, head_dim, Eigen::OuterStride<>(qkv_dim));
+        const strided k(cache_k + (h / group_size) * head_dim, length, head_dim, Eigen::OuterStride<>(kv_dim));
+        const matrix_rm scores = (q * k.transpose()) * scale;
+        for (index_t i = 0; i < length; ++i) {
+            const auto visible = scores.row(i).head(i + 1).array();
+            const Eigen::ArrayXf weights = (visible - visible.maxCoeff()).exp();
+            average.row(i).head(i + 1) += (weights / (weights.sum() * float(hp.n_head))).matrix().transpose();
+        }
+    }
+    return average;
+}
+
 void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const std::vector<pass_row>& rows,
-                              manipulation_mode mode, bool extend_cache) {
+                              manipulation_mode mode, bool extend_cache, std::vector<Eigen::MatrixXf>* maps) {
     const llama_hparams& hp = model_.hparams();
     const auto n_rows = static_cast<index_t>(rows.size());
     row_offset_.assign(static_cast<std::size_t>(n_rows + 1), 0);
@@ -315,6 +344,8 @@ void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const 
                 std::copy_n(&qkv(i, q_dim + kv_dim), kv_dim, cache_v + position_[i] * kv_dim);
             }
         }
+
+        if (maps != nullptr) maps->push_back(average_attention(qkv.data(), cache_k, length));
 
         for (index_t r = 0; r < n_rows; ++r) {
             attention_row<float>& a = attention_rows_[static_cast<std::size_t>(r)];

@@ -49,6 +49,10 @@ public:
     std::vector<std::int32_t> generate(const std::vector<std::int32_t>& prompt,
                                        index_t max_new_tokens,
                                        const std::vector<std::int32_t>& stop_ids);
+    // Head-averaged attention probabilities of a plain pass over `tokens`: one T x T
+    // matrix per layer (row = query position, column = key position; causal, so the
+    // upper triangle is 0). For attention-based baselines; memory n_layer * T * T floats.
+    std::vector<Eigen::MatrixXf> attention_maps(const std::vector<std::int32_t>& tokens);
 
 private:
     // Recompute positions begin..length-1; key_factors (length factors) or nullptr.
@@ -66,8 +70,14 @@ private:
     // position p is left in row row_offset_[r] + p - begin of hidden(). With
     // extend_cache (one row only), its keys and values are stored in the cache
     // at positions begin..length-1, and the cache then holds 0..length-1.
+    // maps (plain pass from position 0 with extend_cache only): receives one
+    // head-averaged attention map per layer.
     void run_layers(const std::int32_t* tokens, index_t length, const std::vector<pass_row>& rows,
-                    manipulation_mode mode, bool extend_cache);
+                    manipulation_mode mode, bool extend_cache,
+                    std::vector<Eigen::MatrixXf>* maps = nullptr);
+    // The head average of softmax(Q K^T * scale) under the causal mask, from the
+    // layer's rotated queries (rows 0..length-1 of qkv) and its cached keys.
+    Eigen::MatrixXf average_attention(const float* qkv, const float* cache_k, index_t length) const;
     // Calls consume(first, count, logits) for consecutive chunks of the given
     // hidden-state rows; logits is count x n_vocab, row-major.
     template <class Consume>

@@ -257,3 +257,28 @@ TEST_CASE("invalid input throws invalid_argument") {
         CHECK_THROWS_AS(engine.input_embeddings(seq.view(), nullptr), invalid_argument);
     }
 }
+
+TEST_CASE("attention maps are causal probability rows, one per layer") {
+    llama_engine engine(default_model());
+    const test_sequence seq;
+    const auto T = static_cast<index_t>(seq.tokens.size());
+    const std::vector<Eigen::MatrixXf> maps = engine.attention_maps(seq.tokens);
+    REQUIRE(static_cast<index_t>(maps.size()) == default_model().hparams().n_layer);
+    for (std::size_t l = 0; l < maps.size(); ++l) {
+        INFO("layer " << l);
+        REQUIRE(maps[l].rows() == T);
+        REQUIRE(maps[l].cols() == T);
+        CHECK(maps[l].minCoeff() >= 0.0f);
+        for (index_t q = 0; q < T; ++q) {
+            CHECK(std::abs(maps[l].row(q).sum() - 1.0f) < 1e-5f);
+            CHECK((maps[l].row(q).tail(T - q - 1).array() == 0.0f).all());
+        }
+    }
+    // A token attends only to itself.
+    for (const Eigen::MatrixXf& map : engine.attention_maps({seq.tokens[0]})) {
+        REQUIRE(map.rows() == 1);
+        REQUIRE(map.cols() == 1);
+        CHECK(map(0, 0) == Approx(1.0f).epsilon(1e-6));
+    }
+    CHECK_THROWS_AS(engine.attention_maps({}), atman::invalid_argument);
+}
