@@ -21,7 +21,7 @@ namespace atman {
 
 struct attention_shape {
     index_t n_head = 0, n_kv_head = 0, head_dim = 0;  // n_head a multiple of n_kv_head (GQA)
-    double scale = 0;                                  // 0 = 1/sqrt(head_dim)
+    double scale = 0;                                 // 0 = 1/sqrt(head_dim)
 };
 
 // Keys and values of consecutive positions: element (pos, kv_head, d) of K is
@@ -45,7 +45,8 @@ struct attention_row {
     index_t q_pos_stride = 0, q_head_stride = 0;
     index_t q_begin = 0, n_queries = 0;
     kv_segment<Scalar> prefix, own;
-    const float* key_factors = nullptr;  // prefix.length + own.length factors; nullptr = plain attention
+    // prefix.length + own.length factors; nullptr = plain attention.
+    const float* key_factors = nullptr;
     manipulation_mode mode = manipulation_mode::multiplicative;
     Scalar* out = nullptr;  // same layout as q
     index_t out_pos_stride = 0, out_head_stride = 0;
@@ -68,7 +69,8 @@ inline void validate_attention_shape(const attention_shape& shape) {
 
 template <class Scalar>
 void validate_kv_segment(const kv_segment<Scalar>& segment, const std::string& name) {
-    require(segment.length >= 0, name + ".length must be >= 0, got " + std::to_string(segment.length));
+    require(segment.length >= 0,
+            name + ".length must be >= 0, got " + std::to_string(segment.length));
     require(segment.pos_stride >= 0 && segment.head_stride >= 0, name + " strides must be >= 0");
     require(segment.length == 0 || (segment.k != nullptr && segment.v != nullptr),
             name + ".k and " + name + ".v must not be null when " + name + ".length > 0");
@@ -112,7 +114,8 @@ void attend(const attention_shape& shape, const attention_row<Scalar>* rows, ind
     detail::validate_attention_shape(shape);
     for (index_t r = 0; r < n_rows; ++r) detail::validate_attention_row(rows[r], r);
 
-    const Scalar scale = Scalar(shape.scale == 0 ? 1 / std::sqrt(double(shape.head_dim)) : shape.scale);
+    const Scalar scale =
+        Scalar(shape.scale == 0 ? 1 / std::sqrt(double(shape.head_dim)) : shape.scale);
     const index_t group_size = shape.n_head / shape.n_kv_head;
 
     // Key coefficients once per row (keys a query of the row can see), shared by all heads.
@@ -155,12 +158,13 @@ void attend(const attention_shape& shape, const attention_row<Scalar>* rows, ind
             };
             detail::attend_head_group<Scalar>(
                 {row.q + first_head * row.q_head_stride, row.q_pos_stride, row.q_head_stride},
-                row.q_begin, row.n_queries, group_size, shape.head_dim, scale,
-                key_view(row.prefix), key_view(row.own),
+                row.q_begin, row.n_queries, group_size, shape.head_dim, scale, key_view(row.prefix),
+                key_view(row.own),
                 row.key_factors ? coefficients.data() + coefficient_offset[task / shape.n_kv_head]
                                 : nullptr,
                 row.mode,
-                {row.out + first_head * row.out_head_stride, row.out_pos_stride, row.out_head_stride},
+                {row.out + first_head * row.out_head_stride, row.out_pos_stride,
+                 row.out_head_stride},
                 work);
         }
     }

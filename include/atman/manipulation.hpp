@@ -11,6 +11,7 @@
 #include <string>
 
 #include "config.hpp"
+#include "detail/kernels_eigen.hpp"
 #include "error.hpp"
 
 namespace atman {
@@ -35,18 +36,44 @@ Scalar key_coefficient(manipulation_mode mode, float phi) {
     return phi == 0 ? Scalar(log_additive_zero_bias) : std::log(Scalar(phi));
 }
 
-// Applies the manipulation to scores[0..n_visible); coefficient(j) yields
-// key_coefficient(mode, phi_j), either computed on the fly or precomputed.
-template <class Scalar, class Coefficient>
-void apply_key_coefficients(manipulation_mode mode, Scalar* scores, index_t n_visible,
-                            Coefficient coefficient) {
-    if (n_visible <= 0) return;
+template <class Scalar>
+using array_map = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+template <class Scalar>
+using const_array_map = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+
+// Applies the manipulation to scores[0..n), a piece of a visible row, given
+// the keys' coefficients and (multiplicative mode) the minimum over the whole
+// visible row before manipulation. Eigen arrays keep it vectorised: it runs
+// once per query row and head inside attention. Not inlined: inlined into a
+// caller's small fixed-size array, gcc 12 reports the (never taken) packet
+// path as out of bounds (-Warray-bounds); one call per row costs nothing.
+template <class Scalar>
+[[gnu::noinline]] void apply_key_coefficients(manipulation_mode mode, Scalar* scores, index_t n,
+                                              const Scalar* coefficients, Scalar row_min) {
+    array_map<Scalar> s(scores, n);
+    const const_array_map<Scalar> c(coefficients, n);
     if (mode == manipulation_mode::multiplicative) {
-        const Scalar row_min = *std::min_element(scores, scores + n_visible);
-        for (index_t j = 0; j < n_visible; ++j) scores[j] += coefficient(j) * (scores[j] - row_min);
+        s += c * (s - row_min);
     } else {
-        for (index_t j = 0; j < n_visible; ++j) scores[j] += coefficient(j);
+        s += c;
     }
+}
+
+// The multiplicative mode's row minimum over the visible keys (0, unused, otherwise).
+template <class Scalar>
+[[gnu::noinline]] Scalar manipulation_row_min(manipulation_mode mode, const Scalar* scores,
+                                              index_t n_visible) {
+    if (mode != manipulation_mode::multiplicative) return Scalar(0);
+    return const_array_map<Scalar>(scores, n_visible).minCoeff();
+}
+
+// Manipulates a whole visible row with precomputed coefficients.
+template <class Scalar>
+void manipulate_row(manipulation_mode mode, Scalar* scores, index_t n_visible,
+                    const Scalar* coefficients) {
+    if (n_visible <= 0) return;
+    apply_key_coefficients(mode, scores, n_visible, coefficients,
+                           manipulation_row_min(mode, scores, n_visible));
 }
 
 }  // namespace detail
@@ -55,8 +82,8 @@ void apply_key_coefficients(manipulation_mode mode, Scalar* scores, index_t n_vi
 inline void validate_key_factors(const float* key_factors, index_t n) {
     detail::require(n >= 0, "key factor count must be >= 0, got " + std::to_string(n));
     if (n == 0) return;
-    detail::require(key_factors != nullptr, "key_factors is null but " + std::to_string(n) +
-                                                " factors were expected");
+    detail::require(key_factors != nullptr,
+                    "key_factors is null but " + std::to_string(n) + " factors were expected");
     const index_t bad = detail::first_invalid_factor(key_factors, n);
     if (bad >= 0) {
         throw invalid_argument("key_factors[" + std::to_string(bad) +
@@ -71,10 +98,18 @@ inline void validate_key_factors(const float* key_factors, index_t n) {
 template <class Scalar>
 void manipulate_scores(manipulation_mode mode, Scalar* scores, index_t n_visible,
                        const float* key_factors) {
-    if (key_factors == nullptr) return;
-    detail::apply_key_coefficients(mode, scores, n_visible, [&](index_t j) {
-        return detail::key_coefficient<Scalar>(mode, key_factors[j]);
-    });
+    if (key_factors == nullptr || n_visible <= 0) return;
+    // The coefficients go through a small stack buffer, a chunk at a time.
+    constexpr index_t chunk = 256;
+    Scalar coefficients[chunk];
+    const Scalar row_min = detail::manipulation_row_min(mode, scores, n_visible);
+    for (index_t first = 0; first < n_visible; first += chunk) {
+        const index_t n = std::min(chunk, n_visible - first);
+        for (index_t j = 0; j < n; ++j) {
+            coefficients[j] = detail::key_coefficient<Scalar>(mode, key_factors[first + j]);
+        }
+        detail::apply_key_coefficients(mode, scores + first, n, coefficients, row_min);
+    }
 }
 
 }  // namespace atman

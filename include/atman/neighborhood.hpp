@@ -5,7 +5,6 @@
 // neighbours of i are the j != i with s_ij >= kappa. Computed a block of rows
 // at a time (one GEMM against all candidates), so memory is O(block x n).
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -15,6 +14,7 @@
 #include <vector>
 
 #include "config.hpp"
+#include "detail/kernels_eigen.hpp"
 #include "error.hpp"
 
 namespace atman {
@@ -109,9 +109,10 @@ neighborhood find_neighbors(const Scalar* embeddings, index_t n, index_t dim,
     require(n == 0 || embeddings != nullptr, "find_neighbors: embeddings is null");
     require(std::isfinite(options.kappa) && options.kappa >= -1 && options.kappa <= 1,
             "find_neighbors: kappa must lie in [-1, 1], got " + std::to_string(options.kappa));
-    require(options.max_neighbors >= 0,
-            "find_neighbors: max_neighbors must be >= 0, got " + std::to_string(options.max_neighbors));
-    require(options.block >= 1, "find_neighbors: block must be >= 1, got " + std::to_string(options.block));
+    require(options.max_neighbors >= 0, "find_neighbors: max_neighbors must be >= 0, got " +
+                                            std::to_string(options.max_neighbors));
+    require(options.block >= 1,
+            "find_neighbors: block must be >= 1, got " + std::to_string(options.block));
 
     std::vector<index_t> positions = options.candidates;
     for (index_t p : positions) {
@@ -134,9 +135,11 @@ neighborhood find_neighbors(const Scalar* embeddings, index_t n, index_t dim,
                                 " is not finite");
         }
     }
-    if (index_t(positions.size()) == n) return detail::neighborhoods_of_rows(all, positions, n, options);
+    if (index_t(positions.size()) == n)
+        return detail::neighborhoods_of_rows(all, positions, n, options);
     matrix subset(index_t(positions.size()), dim);
-    for (std::size_t r = 0; r < positions.size(); ++r) subset.row(index_t(r)) = all.row(positions[r]);
+    for (std::size_t r = 0; r < positions.size(); ++r)
+        subset.row(index_t(r)) = all.row(positions[r]);
     return detail::neighborhoods_of_rows(subset, positions, n, options);
 }
 

@@ -57,7 +57,9 @@ struct attention_problem {
 
     attention_problem(atman::attention_shape shape_, index_t prefix_length, index_t own_length,
                       index_t q_begin_, index_t n_queries_, std::mt19937& rng, double magnitude = 1)
-        : shape(shape_), q_begin(q_begin_), n_queries(n_queries_),
+        : shape(shape_),
+          q_begin(q_begin_),
+          n_queries(n_queries_),
           q(n_queries_, shape_.n_head, shape_.head_dim, rng() % 2 == 0, index_t(rng() % 3)),
           out(n_queries_, shape_.n_head, shape_.head_dim, rng() % 2 == 0, index_t(rng() % 3)),
           prefix_k(prefix_length, shape_.n_kv_head, shape_.head_dim, rng() % 2 == 0, 2),
@@ -103,10 +105,12 @@ struct attention_problem {
         const double scale = shape.scale == 0 ? 1 / std::sqrt(double(dim)) : shape.scale;
         const index_t n_prefix = prefix_k.positions;
         auto key = [&](index_t j, index_t kv, index_t d) {
-            return j < n_prefix ? double(prefix_k.at(j, kv, d)) : double(own_k.at(j - n_prefix, kv, d));
+            return j < n_prefix ? double(prefix_k.at(j, kv, d))
+                                : double(own_k.at(j - n_prefix, kv, d));
         };
         auto value = [&](index_t j, index_t kv, index_t d) {
-            return j < n_prefix ? double(prefix_v.at(j, kv, d)) : double(own_v.at(j - n_prefix, kv, d));
+            return j < n_prefix ? double(prefix_v.at(j, kv, d))
+                                : double(own_v.at(j - n_prefix, kv, d));
         };
         std::vector<double> result(std::size_t(n_queries * n_head * dim));
         for (index_t i = 0; i < n_queries; ++i) {
@@ -150,7 +154,8 @@ struct attention_problem {
         for (index_t i = 0; i < n_queries; ++i)
             for (index_t h = 0; h < shape.n_head; ++h)
                 for (index_t d = 0; d < shape.head_dim; ++d) {
-                    const double e = expected[std::size_t((i * shape.n_head + h) * shape.head_dim + d)];
+                    const double e =
+                        expected[std::size_t((i * shape.n_head + h) * shape.head_dim + d)];
                     const double error = std::abs(double(out.at(i, h, d)) - e);
                     worst = std::isnan(error) ? std::numeric_limits<double>::infinity()
                                               : std::max(worst, error);
@@ -161,7 +166,8 @@ struct attention_problem {
 
 template <class Scalar>
 double tolerance(double magnitude = 1) {
-    return std::is_same_v<Scalar, float> ? 2e-5 * magnitude * magnitude : 1e-11 * magnitude * magnitude;
+    return std::is_same_v<Scalar, float> ? 2e-5 * magnitude * magnitude
+                                         : 1e-11 * magnitude * magnitude;
 }
 
 }  // namespace
@@ -187,23 +193,30 @@ TEMPLATE_TEST_CASE("attend matches the naive reference on random shapes", "[atte
                 const index_t last_query_end = q_begin + n_queries;
                 index_t prefix_length;
                 switch (trial % 4) {
-                    case 0: prefix_length = 0; break;
-                    case 1: prefix_length = q_begin; break;  // own = exactly the queries (and later keys)
-                    default: prefix_length = index_t(rng() % std::size_t(total + 1)); break;
+                    case 0:
+                        prefix_length = 0;
+                        break;
+                    case 1:
+                        prefix_length = q_begin;
+                        break;  // own = exactly the queries (and later keys)
+                    default:
+                        prefix_length = index_t(rng() % std::size_t(total + 1));
+                        break;
                 }
-                attention_problem<TestType> problem(shape, prefix_length, total - prefix_length, q_begin,
-                                                    n_queries, rng);
+                attention_problem<TestType> problem(shape, prefix_length, total - prefix_length,
+                                                    q_begin, n_queries, rng);
                 const bool manipulated = trial != 2 || ratio != 1;
                 if (manipulated) {
                     problem.factors.resize(std::size_t(total));
                     for (auto& f : problem.factors) f = factor_choices[rng() % 4];
                 }
-                problem.mode = rng() % 2 ? manipulation_mode::multiplicative : manipulation_mode::log_additive;
+                problem.mode =
+                    rng() % 2 ? manipulation_mode::multiplicative : manipulation_mode::log_additive;
                 atman::attend(shape, problem.row());
-                INFO("ratio " << ratio << ", head_dim " << head_dim << ", T " << total << ", prefix "
-                              << prefix_length << ", queries " << q_begin << ".." << last_query_end
-                              << ", mode " << atman::to_string(problem.mode) << ", factors "
-                              << manipulated);
+                INFO("ratio " << ratio << ", head_dim " << head_dim << ", T " << total
+                              << ", prefix " << prefix_length << ", queries " << q_begin << ".."
+                              << last_query_end << ", mode " << atman::to_string(problem.mode)
+                              << ", factors " << manipulated);
                 CHECK(problem.max_error() <= tolerance<TestType>());
                 ++cases;
             }
@@ -212,7 +225,8 @@ TEMPLATE_TEST_CASE("attend matches the naive reference on random shapes", "[atte
     CHECK(cases == 3 * 7 * 4);
 }
 
-TEMPLATE_TEST_CASE("attend covers tiles, long rows and every factor", "[attention]", float, double) {
+TEMPLATE_TEST_CASE("attend covers tiles, long rows and every factor", "[attention]", float,
+                   double) {
     // More queries than one tile holds, so tile boundaries and the causal tail are exercised.
     std::mt19937 rng(11);
     for (index_t ratio : {1, 3, 8}) {
@@ -253,11 +267,13 @@ TEMPLATE_TEST_CASE("attend with a single key returns its value", "[attention]", 
         atman::attend(shape, problem.row());
         const auto& v = prefix_length ? problem.prefix_v : problem.own_v;
         for (index_t h = 0; h < 3; ++h)
-            for (index_t d = 0; d < 5; ++d) CHECK(double(problem.out.at(0, h, d)) == Approx(double(v.at(0, 0, d))));
+            for (index_t d = 0; d < 5; ++d)
+                CHECK(double(problem.out.at(0, h, d)) == Approx(double(v.at(0, 0, d))));
     }
 }
 
-TEMPLATE_TEST_CASE("phi = 1 everywhere gives exactly plain attention", "[attention]", float, double) {
+TEMPLATE_TEST_CASE("phi = 1 everywhere gives exactly plain attention", "[attention]", float,
+                   double) {
     std::mt19937 rng(17);
     for (auto mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
         atman::attention_shape shape{9, 3, 64, 0};
@@ -268,12 +284,14 @@ TEMPLATE_TEST_CASE("phi = 1 everywhere gives exactly plain attention", "[attenti
         problem.mode = mode;
         atman::attend(shape, problem.row());
         INFO("mode " << atman::to_string(mode));
-        // Element-wise equality, NaN padding included, so compare bit patterns via memcmp-free loop.
+        // Element-wise equality, NaN padding included, so compare bit patterns via memcmp-free
+        // loop.
         index_t differing = 0;
         for (index_t i = 0; i < 70; ++i)
             for (index_t h = 0; h < 9; ++h)
                 for (index_t d = 0; d < 64; ++d) {
-                    const std::size_t at = std::size_t(i * problem.out.pos_stride + h * problem.out.head_stride + d);
+                    const std::size_t at =
+                        std::size_t(i * problem.out.pos_stride + h * problem.out.head_stride + d);
                     differing += plain[at] != problem.out.data[at];
                 }
         CHECK(differing == 0);
@@ -288,7 +306,8 @@ TEST_CASE("multiplicative minimum ignores future keys", "[attention]") {
     attention_problem<double> with_future(shape, 2, 3, 2, 3, rng);
     for (index_t i = 0; i < 3; ++i)
         for (index_t h = 0; h < 2; ++h)
-            for (index_t d = 0; d < 8; ++d) with_future.q.at(i, h, d) = std::abs(with_future.q.at(i, h, d));
+            for (index_t d = 0; d < 8; ++d)
+                with_future.q.at(i, h, d) = std::abs(with_future.q.at(i, h, d));
     for (index_t d = 0; d < 8; ++d) with_future.own_k.at(2, 0, d) = -1e3;
     with_future.factors = {0.1f, 1.f, 0.f, 0.5f, 0.f};
     atman::attend(shape, with_future.row());
@@ -303,8 +322,8 @@ TEST_CASE("multiplicative minimum ignores future keys", "[attention]") {
     for (index_t i = 0; i < 2; ++i)
         for (index_t h = 0; h < 2; ++h)
             for (index_t d = 0; d < 8; ++d) {
-                const std::size_t at =
-                    std::size_t(i * with_future.out.pos_stride + h * with_future.out.head_stride + d);
+                const std::size_t at = std::size_t(i * with_future.out.pos_stride +
+                                                   h * with_future.out.head_stride + d);
                 CHECK(out[at] == Approx(with_future.out.data[at]).epsilon(1e-12));
             }
 }
@@ -322,13 +341,15 @@ TEST_CASE("log_additive phi = 0 removes the key", "[attention]") {
     const index_t kept[] = {0, 2, 3};
     for (int n = 0; n < 3; ++n) {
         scores[n] = 0;
-        for (index_t d = 0; d < 4; ++d) scores[n] += problem.q.at(0, 0, d) * problem.own_k.at(kept[n], 0, d) / 2;
+        for (index_t d = 0; d < 4; ++d)
+            scores[n] += problem.q.at(0, 0, d) * problem.own_k.at(kept[n], 0, d) / 2;
         scores[n] = std::exp(scores[n]);
         weights_sum += scores[n];
     }
     for (index_t d = 0; d < 4; ++d) {
         double expected = 0;
-        for (int n = 0; n < 3; ++n) expected += scores[n] / weights_sum * problem.own_v.at(kept[n], 0, d);
+        for (int n = 0; n < 3; ++n)
+            expected += scores[n] / weights_sum * problem.own_v.at(kept[n], 0, d);
         CHECK(problem.out.at(0, 0, d) == Approx(expected).epsilon(1e-12));
     }
 }
@@ -347,7 +368,8 @@ TEMPLATE_TEST_CASE("attend over many rows equals row by row", "[attention]", flo
             problems.back().factors.assign(std::size_t(25 + own_length), 1.f);
             problems.back().factors[std::size_t(r * 4)] = 0.f;
         }
-        problems.back().mode = r % 2 ? manipulation_mode::multiplicative : manipulation_mode::log_additive;
+        problems.back().mode =
+            r % 2 ? manipulation_mode::multiplicative : manipulation_mode::log_additive;
     }
     std::vector<atman::attention_row<TestType>> rows;
     for (auto& p : problems) rows.push_back(p.row());
@@ -369,9 +391,12 @@ TEST_CASE("attend rejects invalid input with a message naming it", "[attention]"
 
     CHECK_THROWS_WITH(atman::attend(atman::attention_shape{6, 4, 8, 0}, valid),
                       Catch::Contains("multiple of n_kv_head"));
-    CHECK_THROWS_AS(atman::attend(atman::attention_shape{4, 2, 0, 0}, valid), atman::invalid_argument);
-    CHECK_THROWS_AS(atman::attend(atman::attention_shape{0, 0, 8, 0}, valid), atman::invalid_argument);
-    CHECK_THROWS_WITH(atman::attend(atman::attention_shape{4, 2, 8, -1}, valid), Catch::Contains("scale"));
+    CHECK_THROWS_AS(atman::attend(atman::attention_shape{4, 2, 0, 0}, valid),
+                    atman::invalid_argument);
+    CHECK_THROWS_AS(atman::attend(atman::attention_shape{0, 0, 8, 0}, valid),
+                    atman::invalid_argument);
+    CHECK_THROWS_WITH(atman::attend(atman::attention_shape{4, 2, 8, -1}, valid),
+                      Catch::Contains("scale"));
 
     auto row = valid;
     row.n_queries = 6;  // 3 + 6 > 8 keys
@@ -399,6 +424,7 @@ TEST_CASE("attend rejects invalid input with a message naming it", "[attention]"
     std::vector<atman::attention_row<float>> rows = {valid, row};
     CHECK_THROWS_WITH(atman::attend(shape, rows.data(), 2),
                       Catch::Contains("row 1") && Catch::Contains("key_factors[6]"));
-    CHECK_THROWS_AS(atman::attend(shape, static_cast<const atman::attention_row<float>*>(nullptr), 1),
-                    atman::invalid_argument);
+    CHECK_THROWS_AS(
+        atman::attend(shape, static_cast<const atman::attention_row<float>*>(nullptr), 1),
+        atman::invalid_argument);
 }

@@ -50,8 +50,8 @@ TEMPLATE_TEST_CASE("manipulate_scores follows the formulas of both modes", "[man
                 atman::manipulate_scores(mode, row.data(), atman::index_t(n_visible), phi.data());
                 const auto expected = reference_manipulation(mode, input, n_visible, phi);
                 for (std::size_t j = 0; j < n; ++j) {
-                    INFO("mode " << atman::to_string(mode) << ", n " << n << ", visible " << n_visible
-                                 << ", key " << j << ", phi " << phi[j]);
+                    INFO("mode " << atman::to_string(mode) << ", n " << n << ", visible "
+                                 << n_visible << ", key " << j << ", phi " << phi[j]);
                     CHECK(double(row[j]) == Approx(expected[j]).margin(tolerance));
                 }
             }
@@ -80,9 +80,9 @@ TEST_CASE("multiplicative minimum is taken over the visible keys only", "[manipu
     const std::vector<float> phi = {1.f, 0.f, 0.5f, 0.f};
     atman::manipulate_scores(atman::manipulation_mode::multiplicative, row.data(), 3, phi.data());
     CHECK(row[0] == 2.0);
-    CHECK(row[1] == 2.0);             // pulled down to the visible minimum 2
-    CHECK(row[2] == Approx(2.5));     // 2 + 0.5 * (3 - 2)
-    CHECK(row[3] == -100.0);          // beyond n_visible: untouched
+    CHECK(row[1] == 2.0);          // pulled down to the visible minimum 2
+    CHECK(row[2] == Approx(2.5));  // 2 + 0.5 * (3 - 2)
+    CHECK(row[3] == -100.0);       // beyond n_visible: untouched
 }
 
 TEST_CASE("phi = 0 pulls a key to the row minimum but does not remove it", "[manipulation]") {
@@ -92,7 +92,8 @@ TEST_CASE("phi = 0 pulls a key to the row minimum but does not remove it", "[man
     for (float s : row) CHECK(s == Approx(-2.f));
 
     std::vector<float> additive = {1.f, 4.f, -2.f};
-    atman::manipulate_scores(atman::manipulation_mode::log_additive, additive.data(), 3, phi.data());
+    atman::manipulate_scores(atman::manipulation_mode::log_additive, additive.data(), 3,
+                             phi.data());
     CHECK(additive[1] == Approx(4.f - 1e4f));
 }
 
@@ -111,7 +112,8 @@ TEST_CASE("validate_key_factors names the first bad factor", "[manipulation]") {
     CHECK_THROWS_WITH(atman::validate_key_factors(not_a_number.data(), 2),
                       Catch::Contains("key_factors[1]"));
     const std::vector<float> infinite = {inf};
-    CHECK_THROWS_WITH(atman::validate_key_factors(infinite.data(), 1), Catch::Contains("key_factors[0]"));
+    CHECK_THROWS_WITH(atman::validate_key_factors(infinite.data(), 1),
+                      Catch::Contains("key_factors[0]"));
     CHECK_THROWS_AS(atman::validate_key_factors(nullptr, 3), atman::invalid_argument);
     CHECK_THROWS_AS(atman::validate_key_factors(good.data(), -1), atman::invalid_argument);
 }

@@ -62,7 +62,8 @@ void check_against_brute_force(const atman::neighborhood& result, const std::vec
         INFO("row " << i << ", kappa " << options.kappa << ", cap " << options.max_neighbors
                     << ", block " << options.block);
         REQUIRE(result.offsets[std::size_t(i)] <= result.offsets[std::size_t(i + 1)]);
-        const index_t begin = result.offsets[std::size_t(i)], end = result.offsets[std::size_t(i + 1)];
+        const index_t begin = result.offsets[std::size_t(i)],
+                      end = result.offsets[std::size_t(i + 1)];
         if (!candidate[std::size_t(i)]) {
             CHECK(begin == end);
             continue;
@@ -93,7 +94,8 @@ void check_against_brute_force(const atman::neighborhood& result, const std::vec
             const double s = cosine(e, dim, i, j);
             sure += s >= options.kappa + tol;
             possible += s >= options.kappa - tol;
-            const bool cut_by_cap = options.max_neighbors > 0 && end - begin == options.max_neighbors;
+            const bool cut_by_cap =
+                options.max_neighbors > 0 && end - begin == options.max_neighbors;
             if (s >= options.kappa + tol && !returned.count(j)) {
                 INFO("missing neighbour " << j << " with similarity " << s);
                 CHECK(cut_by_cap);
@@ -108,8 +110,8 @@ void check_against_brute_force(const atman::neighborhood& result, const std::vec
 
 }  // namespace
 
-TEMPLATE_TEST_CASE("find_neighbors matches brute force over blocks, kappas and caps", "[neighborhood]",
-                   float, double) {
+TEMPLATE_TEST_CASE("find_neighbors matches brute force over blocks, kappas and caps",
+                   "[neighborhood]", float, double) {
     std::mt19937 rng(99);
     const index_t n = 37, dim = 19;
     const auto e = clustered_embeddings<TestType>(n, dim, rng);
@@ -130,8 +132,8 @@ TEMPLATE_TEST_CASE("find_neighbors matches brute force over blocks, kappas and c
     CHECK(runs == 4 * 4 * 3);
 }
 
-TEMPLATE_TEST_CASE("find_neighbors finds duplicates and parallel copies at kappa = 1", "[neighborhood]",
-                   float, double) {
+TEMPLATE_TEST_CASE("find_neighbors finds duplicates and parallel copies at kappa = 1",
+                   "[neighborhood]", float, double) {
     std::mt19937 rng(5);
     const index_t dim = 64;
     auto e = clustered_embeddings<TestType>(12, dim, rng);
@@ -186,7 +188,8 @@ TEMPLATE_TEST_CASE("find_neighbors restricted to candidates", "[neighborhood]", 
         const auto result = atman::find_neighbors(e.data(), n, dim, options);
         check_against_brute_force(result, e, n, dim, options);
         options.max_neighbors = 2;
-        check_against_brute_force(atman::find_neighbors(e.data(), n, dim, options), e, n, dim, options);
+        check_against_brute_force(atman::find_neighbors(e.data(), n, dim, options), e, n, dim,
+                                  options);
     }
 }
 
@@ -195,7 +198,8 @@ TEST_CASE("find_neighbors on empty and single inputs", "[neighborhood]") {
     const auto single = atman::find_neighbors(one.data(), 1, 2, atman::neighborhood_options{});
     CHECK(single.size() == 1);
     CHECK(single.offsets == std::vector<index_t>{0, 0});
-    const auto none = atman::find_neighbors(static_cast<const float*>(nullptr), 0, 4, atman::neighborhood_options{});
+    const auto none = atman::find_neighbors(static_cast<const float*>(nullptr), 0, 4,
+                                            atman::neighborhood_options{});
     CHECK(none.size() == 0);
     CHECK(none.neighbors.empty());
 }
@@ -211,17 +215,22 @@ TEST_CASE("find_neighbors rejects invalid input with a message naming it", "[nei
                       Catch::Contains("kappa"));
     CHECK_THROWS_WITH(atman::find_neighbors(e.data(), 4, 3, with([](auto& o) { o.kappa = -1.01; })),
                       Catch::Contains("kappa"));
-    CHECK_THROWS_AS(atman::find_neighbors(e.data(), 4, 3,
-                                          with([](auto& o) { o.kappa = std::numeric_limits<double>::quiet_NaN(); })),
+    CHECK_THROWS_AS(atman::find_neighbors(e.data(), 4, 3, with([](auto& o) {
+                                              o.kappa = std::numeric_limits<double>::quiet_NaN();
+                                          })),
                     atman::invalid_argument);
     CHECK_THROWS_WITH(atman::find_neighbors(e.data(), 4, 3, with([](auto& o) { o.block = 0; })),
                       Catch::Contains("block"));
-    CHECK_THROWS_WITH(atman::find_neighbors(e.data(), 4, 3, with([](auto& o) { o.max_neighbors = -1; })),
-                      Catch::Contains("max_neighbors"));
-    CHECK_THROWS_WITH(atman::find_neighbors(e.data(), 4, 3, with([](auto& o) { o.candidates = {0, 4}; })),
+    CHECK_THROWS_WITH(
+        atman::find_neighbors(e.data(), 4, 3, with([](auto& o) { o.max_neighbors = -1; })),
+        Catch::Contains("max_neighbors"));
+    CHECK_THROWS_WITH(atman::find_neighbors(e.data(), 4, 3, with([](auto& o) {
+                                                o.candidates = {0, 4};
+                                            })),
                       Catch::Contains("candidate 4"));
-    CHECK_THROWS_WITH(atman::find_neighbors(e.data(), 4, 3, with([](auto& o) { o.candidates = {-1}; })),
-                      Catch::Contains("candidate -1"));
+    CHECK_THROWS_WITH(
+        atman::find_neighbors(e.data(), 4, 3, with([](auto& o) { o.candidates = {-1}; })),
+        Catch::Contains("candidate -1"));
     const atman::neighborhood_options defaults;
     CHECK_THROWS_WITH(atman::find_neighbors(e.data(), 4, 0, defaults), Catch::Contains("dim"));
     CHECK_THROWS_AS(atman::find_neighbors(e.data(), -1, 3, defaults), atman::invalid_argument);
@@ -231,7 +240,10 @@ TEST_CASE("find_neighbors rejects invalid input with a message naming it", "[nei
     std::vector<float> bad = e;
     bad[7] = std::numeric_limits<float>::infinity();  // position 2
     CHECK_THROWS_AS(atman::find_neighbors(bad.data(), 4, 3, defaults), atman::numeric_error);
-    CHECK_THROWS_WITH(atman::find_neighbors(bad.data(), 4, 3, defaults), Catch::Contains("position 2"));
+    CHECK_THROWS_WITH(atman::find_neighbors(bad.data(), 4, 3, defaults),
+                      Catch::Contains("position 2"));
     // A bad embedding outside the candidates is never read.
-    CHECK_NOTHROW(atman::find_neighbors(bad.data(), 4, 3, with([](auto& o) { o.candidates = {0, 3}; })));
+    CHECK_NOTHROW(atman::find_neighbors(bad.data(), 4, 3, with([](auto& o) {
+                                            o.candidates = {0, 3};
+                                        })));
 }

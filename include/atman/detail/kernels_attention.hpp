@@ -7,11 +7,11 @@
 // reading K and V in place through strided maps. Working memory is one
 // tile x T score buffer, never a T x T matrix.
 
-#include <Eigen/Core>
 #include <algorithm>
 
 #include "../config.hpp"
 #include "../manipulation.hpp"
+#include "kernels_eigen.hpp"
 
 namespace atman::detail {
 
@@ -53,7 +53,8 @@ struct attention_workspace {
         if (queries.rows() < rows || queries.cols() != head_dim) queries.resize(rows, head_dim);
         if (outputs.rows() < rows || outputs.cols() != head_dim) outputs.resize(rows, head_dim);
         if (scores.rows() < rows || scores.cols() < keys) {
-            scores.resize(std::max<index_t>(rows, scores.rows()), std::max(keys, index_t(scores.cols())));
+            scores.resize(std::max<index_t>(rows, scores.rows()),
+                          std::max(keys, index_t(scores.cols())));
         }
         if (row_sums.size() < rows) row_sums.resize(rows);
     }
@@ -63,8 +64,8 @@ struct attention_workspace {
 // Query i sits at position q_begin + i and sees keys 0..q_begin + i.
 // coefficients: key_coefficient(mode, phi_j) per key, or nullptr for plain attention.
 template <class Scalar>
-void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin,
-                       index_t n_queries, index_t group_size, index_t head_dim, Scalar scale,
+void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin, index_t n_queries,
+                       index_t group_size, index_t head_dim, Scalar scale,
                        const kv_head_view<Scalar>& prefix, const kv_head_view<Scalar>& own,
                        const Scalar* coefficients, manipulation_mode mode,
                        head_group_view<Scalar*> out, attention_workspace<Scalar>& work) {
@@ -85,8 +86,9 @@ void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin,
         for (index_t i = first; i < last; ++i) {
             for (index_t r = 0; r < group_size; ++r) {
                 tile.row((i - first) * group_size + r) =
-                    scale * vector_map(queries.data + i * queries.pos_stride + r * queries.head_stride,
-                                       head_dim);
+                    scale *
+                    vector_map(queries.data + i * queries.pos_stride + r * queries.head_stride,
+                               head_dim);
             }
         }
 
@@ -99,18 +101,17 @@ void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin,
         }
         if (n_own > 0) {
             scores.rightCols(n_own).noalias() =
-                tile * strided_rows<Scalar>(own.k, n_own, head_dim, Eigen::OuterStride<>(own.pos_stride))
-                           .transpose();
+                tile *
+                strided_rows<Scalar>(own.k, n_own, head_dim, Eigen::OuterStride<>(own.pos_stride))
+                    .transpose();
         }
 
         // Manipulation, causal mask and an unnormalised, max-shifted softmax per row;
         // the masked tail is zeroed so the P * V GEMM can run over the whole tile.
         for (index_t row = 0; row < rows; ++row) {
             const index_t n_visible = q_begin + first + row / group_size + 1;
-            if (coefficients != nullptr) {
-                apply_key_coefficients(mode, &scores(row, 0), n_visible,
-                                       [&](index_t j) { return coefficients[j]; });
-            }
+            if (coefficients != nullptr)
+                manipulate_row(mode, &scores(row, 0), n_visible, coefficients);
             auto visible = scores.row(row).head(n_visible).array();
             const Scalar row_max = visible.maxCoeff();
             visible = (visible - row_max).exp();
@@ -127,9 +128,9 @@ void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin,
             outputs.setZero();
         }
         if (n_own > 0) {
-            outputs.noalias() += scores.rightCols(n_own) *
-                                 strided_rows<Scalar>(own.v, n_own, head_dim,
-                                                      Eigen::OuterStride<>(own.pos_stride));
+            outputs.noalias() +=
+                scores.rightCols(n_own) *
+                strided_rows<Scalar>(own.v, n_own, head_dim, Eigen::OuterStride<>(own.pos_stride));
         }
 
         for (index_t i = first; i < last; ++i) {
