@@ -1,0 +1,146 @@
+// Google Benchmark micro-benchmarks of the CPU kernels: fused attention with
+// and without manipulation, and the cosine neighbourhood search.
+//
+//   micro_kernels                       the default, modest set
+//   ATMAN_BENCH_LARGE=1 micro_kernels   adds find_neighbors up to n 16384, dim 4096
+//
+// attend runs one row over a full causal sequence of length T (every query
+// recomputed); manipulated rows suppress every third key with phi = 0.1.
+
+#include <benchmark/benchmark.h>
+
+#include <atman/attention.hpp>
+#include <atman/neighborhood.hpp>
+
+#include <algorithm>
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+
+using atman::index_t;
+
+template <class Scalar>
+std::vector<Scalar> random_values(std::size_t count, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<Scalar> normal(0, 1);
+    std::vector<Scalar> values(count);
+    for (auto& v : values) v = normal(rng);
+    return values;
+}
+
+enum class manipulation { none, multiplicative, log_additive };
+
+const char* name_of(manipulation m) {
+    switch (m) {
+        case manipulation::none:
+            return "plain";
+        case manipulation::multiplicative:
+            return "multiplicative";
+        case manipulation::log_additive:
+            return "log_additive";
+    }
+    return "?";
+}
+
+// Packed (pos, head, d) layouts, as an engine's KV cache and activations hold them.
+void attend_benchmark(benchmark::State& state, atman::attention_shape shape, manipulation m) {
+    const index_t length = state.range(0);
+    const index_t q_width = shape.n_head * shape.head_dim,
+                  kv_width = shape.n_kv_head * shape.head_dim;
+    const auto q = random_values<float>(std::size_t(length * q_width), 1);
+    const auto k = random_values<float>(std::size_t(length * kv_width), 2);
+    const auto v = random_values<float>(std::size_t(length * kv_width), 3);
+    std::vector<float> out(q.size());
+    std::vector<float> factors(std::size_t(length), 1.f);
+    for (std::size_t j = 0; j < factors.size(); j += 3) factors[j] = 0.1f;
+
+    atman::attention_row<float> row;
+    row.q = q.data();
+    row.q_pos_stride = q_width;
+    row.q_head_stride = shape.head_dim;
+    row.n_queries = length;
+    row.own = {k.data(), v.data(), length, kv_width, shape.head_dim};
+    row.out = out.data();
+    row.out_pos_stride = q_width;
+    row.out_head_stride = shape.head_dim;
+    if (m != manipulation::none) {
+        row.key_factors = factors.data();
+        row.mode = m == manipulation::multiplicative ? atman::manipulation_mode::multiplicative
+                                                     : atman::manipulation_mode::log_additive;
+    }
+    for (auto _ : state) {
+        atman::attend(shape, row);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    // Causal QK^T and PV: about 2 * 2 * d FLOPs per visible (query, key) pair and head.
+    const double flops = 4.0 * double(shape.head_dim) * double(shape.n_head) * double(length) *
+                         double(length + 1) / 2;
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void find_neighbors_benchmark(benchmark::State& state) {
+    const index_t n = state.range(0), dim = state.range(1);
+    const auto e = random_values<float>(std::size_t(n * dim), 4);
+    atman::neighborhood_options options;  // kappa 0.7, block 256
+    std::size_t found = 0;
+    for (auto _ : state) {
+        const auto result = atman::find_neighbors(e.data(), n, dim, options);
+        found = result.neighbors.size();
+        benchmark::DoNotOptimize(found);
+    }
+    state.counters["neighbors"] = double(found);
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(n) * double(n) * double(dim) * 1e-9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// With --benchmark_repetitions: the fastest run, the least disturbed by other load.
+double fastest(const std::vector<double>& times) {
+    return *std::min_element(times.begin(), times.end());
+}
+
+void register_benchmarks(bool large) {
+    const struct {
+        const char* name;
+        atman::attention_shape shape;
+    } shapes[] = {{"smollm2_9x3x64", {9, 3, 64, 0}}, {"32x8x128", {32, 8, 128, 0}}};
+    for (const auto& s : shapes) {
+        for (auto m :
+             {manipulation::none, manipulation::multiplicative, manipulation::log_additive}) {
+            const std::string name = std::string("attend/") + s.name + "/" + name_of(m);
+            benchmark::RegisterBenchmark(name.c_str(), attend_benchmark, s.shape, m)
+                ->ComputeStatistics("min", fastest)
+                ->RangeMultiplier(2)
+                ->Range(128, 2048)
+                ->Unit(benchmark::kMillisecond);
+        }
+    }
+    benchmark::RegisterBenchmark("find_neighbors", find_neighbors_benchmark)
+        ->Args({1024, 64})
+        ->Args({1024, 576})
+        ->Args({4096, 576})
+        ->Unit(benchmark::kMillisecond);
+    if (large) {
+        benchmark::RegisterBenchmark("find_neighbors", find_neighbors_benchmark)
+            ->Args({16384, 576})
+            ->Args({16384, 4096})
+            ->Iterations(1)
+            ->Unit(benchmark::kMillisecond);
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+    const char* large = std::getenv("ATMAN_BENCH_LARGE");
+    register_benchmarks(large != nullptr && std::string(large) == "1");
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    return 0;
+}
