@@ -1,0 +1,149 @@
+// atman-explain run as a user runs it: exit codes and messages, the JSON and
+// HTML it writes, and one sensibility check on the default model.
+
+#include <catch2/catch.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "run_program.hpp"
+
+using nlohmann::json;
+using atman_test::run_program;
+
+namespace {
+
+// The schema's "required" and "type" keywords, recursively through
+// "properties" and "items": a loose reading of the schema, enough to notice a
+// missing or mistyped member.
+void check_required_and_types(const json& value, const json& schema, const std::string& path) {
+    if (schema.contains("type")) {
+        const std::string type = schema["type"];
+        const bool ok = type == "object"    ? value.is_object()
+                        : type == "array"   ? value.is_array()
+                        : type == "string"  ? value.is_string()
+                        : type == "boolean" ? value.is_boolean()
+                        : type == "integer" ? value.is_number_integer()
+                                            : type == "number" && value.is_number();
+        INFO(path << " should be of type " << type);
+        REQUIRE(ok);
+    }
+    for (const json& name : schema.value("required", json::array())) {
+        INFO(path << " lacks " << name);
+        CHECK(value.contains(name.get<std::string>()));
+    }
+    const json properties = schema.value("properties", json::object());
+    for (const auto& [name, member] : properties.items())
+        if (value.contains(name)) check_required_and_types(value[name], member, path + "." + name);
+    if (schema.contains("items"))
+        for (std::size_t i = 0; i < value.size(); ++i)
+            check_required_and_types(value[i], schema["items"], path + "[" + std::to_string(i) + "]");
+}
+
+const std::string capital_prompt = "What is the capital of France?";
+
+// One explanation of "Paris" after capital_prompt (templated), as JSON and
+// HTML files, run once for all tests that read it.
+struct capital_run {
+    atman_test::program_result result;
+    json explanation;
+    std::string html;
+};
+
+const capital_run& explain_capital() {
+    static const capital_run run = [] {
+        const atman_test::scratch_dir dir("atman-cli-explain");
+        capital_run r;
+        r.result = run_program(ATMAN_EXPLAIN, {"--model", atman_test::model_path(), "--prompt", capital_prompt,
+                                               "--target", "Paris", "--format", "json", "-o",
+                                               (dir / "out.json").string(), "--html", (dir / "out.html").string(),
+                                               "--threads", "1"});
+        r.explanation = json::parse(atman_test::read_text(dir / "out.json"), nullptr, false);
+        r.html = atman_test::read_text(dir / "out.html");
+        return r;
+    }();
+    return run;
+}
+
+}  // namespace
+
+TEST_CASE("atman-explain: --format json -o FILE satisfies the schema and names the model") {
+    const capital_run& run = explain_capital();
+    INFO("stderr: " << run.result.err);
+    REQUIRE(run.result.exit_code == 0);
+    CHECK(run.result.out.empty());  // the JSON went to the file
+    REQUIRE_FALSE(run.explanation.is_discarded());
+    std::ifstream schema_file(ATMAN_SCHEMA);
+    REQUIRE(schema_file);
+    check_required_and_types(run.explanation, json::parse(schema_file), "$");
+    CHECK(run.explanation.at("schema") == "atman.explanation/1");
+    CHECK(run.explanation.at("target") == "Paris");
+    const json& model = run.explanation.at("model");
+    CHECK(model.at("path") == atman_test::model_path());
+    CHECK(model.at("architecture") == "llama");
+    CHECK(model.at("name").is_string());
+    CHECK(model.at("parameters").get<double>() > 1e8);  // SmolLM2-135M
+    // Not raw: the chat template surrounds the user's words.
+    CHECK(run.explanation.at("prompt").get<std::string>().find(capital_prompt) != std::string::npos);
+    CHECK(run.explanation.at("prompt").get<std::string>() != capital_prompt);
+    CHECK(run.result.err.find("units") != std::string::npos);  // the summary line
+}
+
+TEST_CASE("atman-explain: --html FILE writes the heatmap page") {
+    const capital_run& run = explain_capital();
+    REQUIRE(run.result.exit_code == 0);
+    CHECK(run.html.find("<html") != std::string::npos);
+    CHECK(run.html.find("capital") != std::string::npos);
+}
+
+// Sensibility: asked "What is the capital of France?", the model's "Paris"
+// must rest on "France?" or "capital", so one of them is among the top two
+// of the six word units.
+TEST_CASE("atman-explain: Paris is explained by France or capital") {
+    const capital_run& run = explain_capital();
+    REQUIRE(run.result.exit_code == 0);
+    std::vector<std::pair<double, std::string>> ranked;
+    for (const json& unit : run.explanation.at("units")) ranked.emplace_back(unit.at("score"), unit.at("text"));
+    REQUIRE(ranked.size() == 6);
+    std::sort(ranked.rbegin(), ranked.rend());
+    INFO("top two: " << ranked[0].second << " " << ranked[0].first << ", " << ranked[1].second << " "
+                     << ranked[1].first);
+    const auto top2 = [&](const std::string& text) { return ranked[0].second == text || ranked[1].second == text; };
+    CHECK((top2("France?") || top2("capital")));
+}
+
+TEST_CASE("atman-explain: bad usage exits 2 with one line naming the problem") {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--prompt", "x", "--no-such-option"}, "--no-such-option"},
+        {{"--prompt", "x", "--factor", "-1"}, "factor"},
+        {{"--prompt", "x", "--kappa", "2"}, "kappa"},
+        {{"--target", "Paris"}, "--prompt"},
+    };
+    for (const auto& [args, named] : cases) {
+        const atman_test::program_result r = run_program(ATMAN_EXPLAIN, args);
+        INFO("stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find(named) != std::string::npos);
+        CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+        CHECK(r.out.empty());
+    }
+}
+
+TEST_CASE("atman-explain: a missing model file exits 1 naming the file") {
+    const atman_test::program_result r =
+        run_program(ATMAN_EXPLAIN, {"--model", "/nonexistent/model.gguf", "--prompt", "x", "--target", "y"});
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("/nonexistent/model.gguf") != std::string::npos);
+    CHECK(r.out.empty());
+}
+
+TEST_CASE("atman-explain: --help exits 0 listing the options") {
+    const atman_test::program_result r = run_program(ATMAN_EXPLAIN, {"--help"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("--prompt-file") != std::string::npos);
+    CHECK(r.err.empty());
+}
