@@ -37,43 +37,48 @@ Scalar key_coefficient(manipulation_mode mode, float phi) {
 }
 
 template <class Scalar>
-using array_map = Eigen::Map<Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+using row_array_map = Eigen::Map<Eigen::Array<Scalar, 1, Eigen::Dynamic>>;
 template <class Scalar>
-using const_array_map = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>;
+using const_row_array_map = Eigen::Map<const Eigen::Array<Scalar, 1, Eigen::Dynamic>>;
 
-// Applies the manipulation to scores[0..n), a piece of a visible row, given
-// the keys' coefficients and (multiplicative mode) the minimum over the whole
-// visible row before manipulation. Eigen arrays keep it vectorised: it runs
-// once per query row and head inside attention. Not inlined: inlined into a
-// caller's small fixed-size array, gcc 12 reports the (never taken) packet
-// path as out of bounds (-Warray-bounds); one call per row costs nothing.
-template <class Scalar>
-[[gnu::noinline]] void apply_key_coefficients(manipulation_mode mode, Scalar* scores, index_t n,
-                                              const Scalar* coefficients, Scalar row_min) {
-    array_map<Scalar> s(scores, n);
-    const const_array_map<Scalar> c(coefficients, n);
+// The multiplicative mode's minimum over the visible scores (0, unused, otherwise).
+template <class Scores>
+typename Scores::Scalar manipulation_row_min(manipulation_mode mode, const Scores& visible) {
+    if (mode != manipulation_mode::multiplicative) return 0;
+    return visible.minCoeff();
+}
+
+// Calls use(expression) with the manipulated scores as an Eigen array
+// expression, evaluated lazily, so a kernel can fuse the manipulation into
+// its softmax passes instead of storing it first. scores and coefficients
+// (key_coefficient of each phi_j) are 1 x n arrays; row_min is
+// manipulation_row_min over the whole visible row.
+template <class Scores, class Coefficients, class Use>
+void with_manipulated_scores(manipulation_mode mode, const Scores& scores,
+                             const Coefficients& coefficients, typename Scores::Scalar row_min,
+                             Use&& use) {
     if (mode == manipulation_mode::multiplicative) {
-        s += c * (s - row_min);
+        use(scores + coefficients * (scores - row_min));
     } else {
-        s += c;
+        use(scores + coefficients);
     }
 }
 
-// The multiplicative mode's row minimum over the visible keys (0, unused, otherwise).
+// Stores the manipulation of scores[0..n). Not inlined: inlined into a
+// caller's small fixed-size array, gcc 12 reports Eigen's (never taken)
+// packet path as out of bounds (-Warray-bounds).
 template <class Scalar>
-[[gnu::noinline]] Scalar manipulation_row_min(manipulation_mode mode, const Scalar* scores,
-                                              index_t n_visible) {
-    if (mode != manipulation_mode::multiplicative) return Scalar(0);
-    return const_array_map<Scalar>(scores, n_visible).minCoeff();
+[[gnu::noinline]] void manipulate_in_place(manipulation_mode mode, Scalar* scores, index_t n,
+                                           const Scalar* coefficients, Scalar row_min) {
+    row_array_map<Scalar> s(scores, n);
+    with_manipulated_scores(mode, s, const_row_array_map<Scalar>(coefficients, n), row_min,
+                            [&](const auto& manipulated) { s = manipulated; });
 }
 
-// Manipulates a whole visible row with precomputed coefficients.
 template <class Scalar>
-void manipulate_row(manipulation_mode mode, Scalar* scores, index_t n_visible,
-                    const Scalar* coefficients) {
-    if (n_visible <= 0) return;
-    apply_key_coefficients(mode, scores, n_visible, coefficients,
-                           manipulation_row_min(mode, scores, n_visible));
+[[gnu::noinline]] Scalar manipulation_row_min(manipulation_mode mode, const Scalar* scores,
+                                              index_t n) {
+    return manipulation_row_min(mode, const_row_array_map<Scalar>(scores, n));
 }
 
 }  // namespace detail
@@ -108,7 +113,7 @@ void manipulate_scores(manipulation_mode mode, Scalar* scores, index_t n_visible
         for (index_t j = 0; j < n; ++j) {
             coefficients[j] = detail::key_coefficient<Scalar>(mode, key_factors[first + j]);
         }
-        detail::apply_key_coefficients(mode, scores + first, n, coefficients, row_min);
+        detail::manipulate_in_place(mode, scores + first, n, coefficients, row_min);
     }
 }
 

@@ -110,11 +110,23 @@ void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin, 
         // the masked tail is zeroed so the P * V GEMM can run over the whole tile.
         for (index_t row = 0; row < rows; ++row) {
             const index_t n_visible = q_begin + first + row / group_size + 1;
-            if (coefficients != nullptr)
-                manipulate_row(mode, &scores(row, 0), n_visible, coefficients);
             auto visible = scores.row(row).head(n_visible).array();
-            const Scalar row_max = visible.maxCoeff();
-            visible = (visible - row_max).exp();
+            // Overwrites the visible scores with exp(s - max s) of the given scores.
+            const auto exponentiate = [&](const auto& s) {
+                const Scalar row_max = s.maxCoeff();
+                visible = (s - row_max).exp();
+            };
+            const const_row_array_map<Scalar> c(coefficients, coefficients ? n_visible : 0);
+            if (coefficients == nullptr) {
+                exponentiate(visible);
+            } else if (mode == manipulation_mode::multiplicative) {
+                // Stored first: as an expression it would be evaluated twice (max, exp).
+                with_manipulated_scores(mode, visible, c, manipulation_row_min(mode, visible),
+                                        [&](const auto& s) { visible = s; });
+                exponentiate(visible);
+            } else {
+                with_manipulated_scores(mode, visible, c, Scalar(0), exponentiate);
+            }
             work.row_sums(row) = visible.sum();
             scores.row(row).tail(n_keys - n_visible).setZero();
         }
