@@ -118,6 +118,22 @@ llama_hparams read_hparams(const gguf_file& file, const std::string& arch) {
     return hp;
 }
 
+// The weights are allocated from the metadata's sizes before each tensor's
+// shape is checked; a file whose tensors cannot hold that many parameters is
+// rejected first, so a forged size cannot cause a huge allocation. (In double:
+// the product of forged sizes may overflow 64 bits.)
+void require_parameters_in_file(const gguf_file& file, const llama_hparams& hp, bool has_output) {
+    const double embd = double(hp.n_embd), ff = double(hp.n_ff), q_dim = double(hp.q_dim());
+    const double kv_dim = double(hp.kv_dim()), vocab = double(hp.n_vocab);
+    const double per_layer = 2 * embd + (q_dim + 2 * kv_dim) * embd + q_dim * embd + 3 * ff * embd;
+    const double needed = (has_output ? 2 : 1) * vocab * embd + embd + double(hp.n_layer) * per_layer;
+    double present = 0;
+    for (const tensor_info& t : file.tensors()) present += double(t.n_elements);
+    if (needed > present)
+        fail("the hyperparameters need " + std::to_string(needed) + " parameters, the file's tensors hold " +
+             std::to_string(present));
+}
+
 }  // namespace
 
 llama_model llama_model::load(const gguf_file& file) {
@@ -132,6 +148,7 @@ llama_model llama_model::load(const gguf_file& file) {
     const std::int64_t embd = hp.n_embd, ff = hp.n_ff, vocab = hp.n_vocab;
     const std::int64_t q_dim = hp.q_dim(), kv_dim = hp.kv_dim();
 
+    require_parameters_in_file(file, hp, file.find_tensor("output.weight") != nullptr);
     weight_loader loader(file);
     model.token_embedding_.resize(vocab, embd);
     loader.add("token_embd.weight", {embd, vocab}, model.token_embedding_.data());

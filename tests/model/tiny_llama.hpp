@@ -1,0 +1,51 @@
+#pragma once
+// The tiny Llama GGUF of the fuzz corpus (fuzz/corpus/make_seeds.py: one
+// layer, 32-dim embeddings, 267 tokens, a ChatML template), loaded as bytes
+// that a test may patch before parsing: a metadata value, or a tensor's data.
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "engine/gguf.hpp"
+
+namespace tiny_llama {
+
+inline std::string path() { return std::string(ATMAN_FIXTURES_DIR) + "/../../fuzz/corpus/fuzz_gguf/tiny_llama.gguf"; }
+
+inline std::vector<std::uint8_t> bytes() {
+    std::ifstream in(path(), std::ios::binary);
+    REQUIRE(in);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// Overwrites the uint32 value of metadata `key` (the 4 bytes after the key and its type).
+inline void set_uint32(std::vector<std::uint8_t>& file, const std::string& key, std::uint32_t value) {
+    std::string pattern(8, '\0');
+    const std::uint64_t length = key.size();
+    std::memcpy(&pattern[0], &length, 8);
+    pattern += key;
+    const std::string text(file.begin(), file.end());
+    const std::size_t at = text.find(pattern);
+    REQUIRE(at != std::string::npos);
+    std::uint32_t type = 0;
+    std::memcpy(&type, &file[at + pattern.size()], 4);
+    REQUIRE(type == 4);  // uint32
+    std::memcpy(&file[at + pattern.size() + 4], &value, 4);
+}
+
+// Overwrites element `index` of F32 tensor `name`.
+inline void set_f32(std::vector<std::uint8_t>& file, const std::string& name, std::int64_t index, float value) {
+    const atman::engine::gguf_file parsed = atman::engine::gguf_file::from_bytes(file);
+    const atman::engine::tensor_info& t = parsed.tensor(name);
+    REQUIRE(t.type == atman::engine::ggml_type::f32);
+    REQUIRE(index < t.n_elements);
+    std::memcpy(&file[parsed.data_offset() + t.offset + std::uint64_t(index) * 4], &value, 4);
+}
+
+}  // namespace tiny_llama
