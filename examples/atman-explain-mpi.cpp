@@ -25,6 +25,7 @@
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <thread>
@@ -131,6 +132,14 @@ int fault_injected_rank() {
     return value != nullptr && *value != '\0' ? std::atoi(value) : -1;
 }
 
+// Per rank: perturbations, recomputed token-rows and seconds, to show how even the shards were.
+void say_balance(const std::string& program, const std::vector<atman::raw_deltas>& shards) {
+    std::cerr << program << ": per rank (perturbations, token-forwards, seconds):";
+    for (const atman::raw_deltas& shard : shards)
+        std::cerr << " (" << shard.rows.size() << ", " << shard.stats.token_forwards << ", " << shard.stats.seconds << ")";
+    std::cerr << "\n";
+}
+
 void explain(const mpi_session& mpi, eng::cli_options options) {
     const bool is_root = mpi.rank == root;
     options.quiet = options.quiet || !is_root;  // one voice on stderr
@@ -171,6 +180,7 @@ void explain(const mpi_session& mpi, eng::cli_options options) {
 
     std::vector<atman::raw_deltas> shards;
     for (const std::vector<char>& part : parts) shards.push_back(eng::decode_deltas(part.data(), part.size()));
+    if (!options.quiet) say_balance(options.program, shards);
     atman::raw_deltas merged = atman::merge_deltas(shards);
     merged.stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     eng::write_outputs(options, atman::make_explanation(request, options.cfg, merged), loaded->json());
