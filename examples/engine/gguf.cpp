@@ -432,7 +432,9 @@ std::string system_error(const std::string& what, const std::string& path) {
 
 gguf_file gguf_file::open(const std::string& path) {
     auto state = std::make_unique<impl>();
-    const file_descriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it
+    // changes nothing for the regular files that get past the check below.
+    const file_descriptor file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK)};
     if (file.fd < 0) throw gguf_error(system_error("cannot open", path));
     struct stat info {};
     if (::fstat(file.fd, &info) != 0) throw gguf_error(system_error("cannot stat", path));
