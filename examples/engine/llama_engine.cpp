@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include <omp.h>
+
 #include <atman/error.hpp>
 
 namespace atman::engine {
@@ -11,6 +13,14 @@ namespace {
 
 // Rows of the LM head computed at once: bounds the logits buffer (rows x n_vocab).
 constexpr index_t logits_chunk_rows = 64;
+// Positions per block of the position-wise work (norms, projections, MLP), at
+// most: the weights are packed anew for every block's GEMM, which costs ~25%
+// at 64 rows and little from 256 on.
+constexpr index_t max_block_rows = 256;
+// Vocabulary entries per task of the LM head.
+constexpr index_t vocab_panel = 4096;
+// Queries per attention task (times the KV heads): balances the causal rows' uneven cost.
+constexpr index_t attention_query_rows = 64;
 
 using detail::require;
 
@@ -289,6 +299,35 @@ Eigen::MatrixXf llama_engine::average_attention(const float* qkv, const float* c
     return average;
 }
 
+void llama_engine::split_attention_rows(const std::vector<pass_row>& rows, index_t length, manipulation_mode mode,
+                                        const float* cache_k, const float* cache_v) {
+    const llama_hparams& hp = model_.hparams();
+    const index_t head_dim = hp.head_dim, q_dim = hp.q_dim(), kv_dim = hp.kv_dim(), qkv_dim = q_dim + 2 * kv_dim;
+    attention_rows_.clear();
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        const index_t begin = rows[r].begin;
+        const float* const row_qkv = qkv_.data() + row_offset_[r] * qkv_dim;
+        float* const row_out = attention_out_.data() + row_offset_[r] * q_dim;
+        for (index_t first = begin; first < length; first += attention_query_rows) {
+            attention_row<float> a;
+            a.q = row_qkv + (first - begin) * qkv_dim;
+            a.q_pos_stride = qkv_dim;
+            a.q_head_stride = head_dim;
+            a.q_begin = first;
+            a.n_queries = std::min(attention_query_rows, length - first);
+            // Queries up to first + n_queries - 1 see the row's own keys up to there.
+            a.prefix = {cache_k, cache_v, begin, kv_dim, head_dim};
+            a.own = {row_qkv + q_dim, row_qkv + q_dim + kv_dim, first + a.n_queries - begin, qkv_dim, head_dim};
+            a.key_factors = rows[r].key_factors;
+            a.mode = mode;
+            a.out = row_out + (first - begin) * q_dim;
+            a.out_pos_stride = q_dim;
+            a.out_head_stride = head_dim;
+            attention_rows_.push_back(a);
+        }
+    }
+}
+
 void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const std::vector<pass_row>& rows,
                               manipulation_mode mode, bool extend_cache, std::vector<Eigen::MatrixXf>* maps) {
     const llama_hparams& hp = model_.hparams();
@@ -314,21 +353,27 @@ void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const 
     Eigen::Map<matrix_rm> attention(grown(attention_out_, n * q_dim), n, q_dim);
     Eigen::Map<matrix_rm> gate_up(grown(gate_up_, n * 2 * ff), n, 2 * ff);
 
-    for (index_t i = 0; i < n; ++i) x.row(i) = model_.token_embedding().row(tokens[position_[i]]);
+    // Everything but attention treats each position on its own, so it runs on
+    // blocks of rows, one thread per block: Eigen computes a product inside a
+    // parallel region on the calling thread, which spares the per-GEMM
+    // hand-offs between threads that dominated on small, busy machines.
+    // As many blocks as threads, or a multiple, each of at most about max_block_rows.
+    const index_t threads = omp_get_max_threads();
+    const index_t n_blocks = threads * std::max<index_t>(1, (n + threads * max_block_rows / 2) /
+                                                                (threads * max_block_rows));
+    const index_t block_rows = (n + n_blocks - 1) / n_blocks;
+    const auto block_size = [&](index_t b) { return std::min(block_rows, n - b * block_rows); };  // <= 0: empty
 
-    attention_rows_.resize(static_cast<std::size_t>(n_rows));
-    for (index_t l = 0; l < hp.n_layer; ++l) {
+    // Attention norm, the QKV projection, RoPE and the cache of layer l for rows first..first+count-1.
+    const auto before_attention = [&](index_t l, index_t first, index_t count) {
         const llama_layer& layer = model_.layer(l);
+        for (index_t i = first; i < first + count; ++i)
+            rms_norm_row(&x(i, 0), layer.attn_norm, hp.rms_eps, &normed(i, 0));
+        qkv.middleRows(first, count).noalias() = normed.middleRows(first, count) * layer.qkv.transpose();
         float* const cache_k = cache_k_[static_cast<std::size_t>(l)].data();
         float* const cache_v = cache_v_[static_cast<std::size_t>(l)].data();
-
-#pragma omp parallel for schedule(static)
-        for (index_t i = 0; i < n; ++i) rms_norm_row(&x(i, 0), layer.attn_norm, hp.rms_eps, &normed(i, 0));
-        qkv.noalias() = normed * layer.qkv.transpose();
-
-        // RoPE on adjacent pairs (x[2i], x[2i+1]) of each Q and K head, as llama.cpp for LLAMA.
-#pragma omp parallel for schedule(static)
-        for (index_t i = 0; i < n; ++i) {
+        for (index_t i = first; i < first + count; ++i) {
+            // RoPE on adjacent pairs (x[2i], x[2i+1]) of each Q and K head, as llama.cpp for LLAMA.
             const float* cos = &rope_cos_[static_cast<std::size_t>(position_[i] * pairs)];
             const float* sin = &rope_sin_[static_cast<std::size_t>(position_[i] * pairs)];
             for (index_t h = 0; h < rotated_heads; ++h) {
@@ -344,38 +389,43 @@ void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const 
                 std::copy_n(&qkv(i, q_dim + kv_dim), kv_dim, cache_v + position_[i] * kv_dim);
             }
         }
+    };
+    // The output projection and the MLP of layer l, both with their residual.
+    const auto after_attention = [&](index_t l, index_t first, index_t count) {
+        const llama_layer& layer = model_.layer(l);
+        auto block_x = x.middleRows(first, count);
+        auto block_normed = normed.middleRows(first, count);
+        auto block_gate_up = gate_up.middleRows(first, count);
+        block_x.noalias() += attention.middleRows(first, count) * layer.attn_output.transpose();
+        for (index_t i = first; i < first + count; ++i)
+            rms_norm_row(&x(i, 0), layer.ffn_norm, hp.rms_eps, &normed(i, 0));
+        block_gate_up.noalias() = block_normed * layer.gate_up.transpose();
+        auto gate = block_gate_up.leftCols(ff).array();
+        gate = gate / (1.0f + (-gate).exp()) * block_gate_up.rightCols(ff).array();  // SiLU(gate) * up
+        block_x.noalias() += block_gate_up.leftCols(ff) * layer.ffn_down.transpose();
+    };
 
+    for (index_t l = 0; l < hp.n_layer; ++l) {
+#pragma omp parallel for schedule(dynamic, 1)
+        for (index_t b = 0; b < n_blocks; ++b) {
+            const index_t first = b * block_rows, count = block_size(b);
+            if (count <= 0) continue;
+            if (l == 0) {
+                for (index_t i = first; i < first + count; ++i)
+                    x.row(i) = model_.token_embedding().row(tokens[position_[i]]);
+            } else {
+                after_attention(l - 1, first, count);
+            }
+            before_attention(l, first, count);
+        }
+        const float* const cache_k = cache_k_[static_cast<std::size_t>(l)].data();
         if (maps != nullptr) maps->push_back(average_attention(qkv.data(), cache_k, length));
-
-        for (index_t r = 0; r < n_rows; ++r) {
-            attention_row<float>& a = attention_rows_[static_cast<std::size_t>(r)];
-            const index_t begin = rows[r].begin;
-            a.q = qkv.data() + row_offset_[r] * qkv_dim;
-            a.q_pos_stride = qkv_dim;
-            a.q_head_stride = head_dim;
-            a.q_begin = begin;
-            a.n_queries = length - begin;
-            a.prefix = {cache_k, cache_v, begin, kv_dim, head_dim};
-            a.own = {a.q + q_dim, a.q + q_dim + kv_dim, length - begin, qkv_dim, head_dim};
-            a.key_factors = rows[r].key_factors;
-            a.mode = mode;
-            a.out = attention.data() + row_offset_[r] * q_dim;
-            a.out_pos_stride = q_dim;
-            a.out_head_stride = head_dim;
-        }
-        attend(shape_, attention_rows_.data(), n_rows);
-        x.noalias() += attention * layer.attn_output.transpose();
-
-#pragma omp parallel for schedule(static)
-        for (index_t i = 0; i < n; ++i) rms_norm_row(&x(i, 0), layer.ffn_norm, hp.rms_eps, &normed(i, 0));
-        gate_up.noalias() = normed * layer.gate_up.transpose();
-#pragma omp parallel for schedule(static)
-        for (index_t i = 0; i < n; ++i) {
-            auto gate = gate_up.row(i).head(ff).array();
-            gate = gate / (1.0f + (-gate).exp()) * gate_up.row(i).tail(ff).array();  // SiLU(gate) * up
-        }
-        x.noalias() += gate_up.leftCols(ff) * layer.ffn_down.transpose();
+        split_attention_rows(rows, length, mode, cache_k, cache_v_[static_cast<std::size_t>(l)].data());
+        attend(shape_, attention_rows_.data(), static_cast<index_t>(attention_rows_.size()));
     }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (index_t b = 0; b < n_blocks; ++b)
+        if (block_size(b) > 0) after_attention(hp.n_layer - 1, b * block_rows, block_size(b));
 }
 
 // ---- the LM head ---------------------------------------------------------------------------
@@ -392,7 +442,13 @@ void llama_engine::for_each_logits_chunk(const std::vector<index_t>& hidden_rows
         const index_t count = std::min(chunk_rows, total - first);
         for (index_t k = 0; k < count; ++k)
             rms_norm_row(&x(hidden_rows[first + k], 0), model_.output_norm(), hp.rms_eps, &normed(k, 0));
-        logits.topRows(count).noalias() = normed.topRows(count) * model_.lm_head().transpose();
+        // In panels of the vocabulary, one thread each, for the reason given in run_layers.
+#pragma omp parallel for schedule(dynamic, 1)
+        for (index_t panel = 0; panel < hp.n_vocab; panel += vocab_panel) {
+            const index_t width = std::min(vocab_panel, hp.n_vocab - panel);
+            logits.topRows(count).middleCols(panel, width).noalias() =
+                normed.topRows(count) * model_.lm_head().middleRows(panel, width).transpose();
+        }
         consume(first, count, logits.data());
     }
 }

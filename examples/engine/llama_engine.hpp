@@ -75,6 +75,10 @@ private:
     void run_layers(const std::int32_t* tokens, index_t length, const std::vector<pass_row>& rows,
                     manipulation_mode mode, bool extend_cache,
                     std::vector<Eigen::MatrixXf>* maps = nullptr);
+    // attention_rows_ for layer l: each row's queries in chunks of attention_query_rows,
+    // reading keys < begin from the layer's cache and the rest from qkv_.
+    void split_attention_rows(const std::vector<pass_row>& rows, index_t length, manipulation_mode mode,
+                              const float* cache_k, const float* cache_v);
     // The head average of softmax(Q K^T * scale) under the causal mask, from the
     // layer's rotated queries (rows 0..length-1 of qkv) and its cached keys.
     Eigen::MatrixXf average_attention(const float* qkv, const float* cache_k, index_t length) const;
