@@ -16,6 +16,7 @@
 #include <map>
 #include <sstream>
 
+#include "limits.hpp"
 #include "model_path.hpp"
 #include "prompt.hpp"
 
@@ -201,7 +202,9 @@ atman::explain_request build_request(const cli_options& options, const std::stri
     atman::unit_options units;
     units.by = options.cfg.unit_granularity;
     units.delimiter = options.delimiter;
-    return make_request(loaded.tok, prompt, target_ids, units, contrast_ids);
+    atman::explain_request request = make_request(loaded.tok, prompt, target_ids, units, contrast_ids);
+    check_run_limits(loaded.model.hparams(), request, options.cfg);
+    return request;
 }
 
 void write_outputs(const cli_options& options, const atman::explanation& result,
