@@ -1,5 +1,6 @@
 #include "engine/llama_model.hpp"
 
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <sstream>
@@ -129,9 +130,12 @@ void require_parameters_in_file(const gguf_file& file, const llama_hparams& hp, 
     const double needed = (has_output ? 2 : 1) * vocab * embd + embd + double(hp.n_layer) * per_layer;
     double present = 0;
     for (const tensor_info& t : file.tensors()) present += double(t.n_elements);
-    if (needed > present)
-        fail("the hyperparameters need " + std::to_string(needed) + " parameters, the file's tensors hold " +
-             std::to_string(present));
+    if (needed > present) {
+        char message[160];
+        std::snprintf(message, sizeof message,
+                      "the hyperparameters need %.4g parameters, the file's tensors hold %.4g", needed, present);
+        fail(message);
+    }
 }
 
 }  // namespace
