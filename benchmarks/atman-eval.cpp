@@ -1,0 +1,421 @@
+// atman-eval: how good are the explanations? The AtMan paper's text benchmark
+// on SQuAD (docs/quality.md): for each question the model is given the context
+// and the question in its chat template, the first ground-truth answer is
+// teacher-forced as its reply, and every method scores the words of the
+// context. The scores are compared with the answer's position (mAP, mAR and
+// their interquartile means) and with the model itself (deletion: how much the
+// answer's cross-entropy rises when the top-ranked words are suppressed).
+// AtMan variants are compared with random, uniform and attention baselines
+// over the same units in the same run. Output: JSON (atman.eval/1) or a table.
+
+#include <atman/atman.hpp>
+
+#include <CLI/CLI.hpp>
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+
+#include "engine/chat_template.hpp"
+#include "engine/gguf.hpp"
+#include "engine/llama_engine.hpp"
+#include "engine/llama_model.hpp"
+#include "engine/model_path.hpp"
+#include "engine/prompt.hpp"
+#include "engine/tokenizer.hpp"
+#include "eval/baselines.hpp"
+#include "eval/deletion.hpp"
+#include "eval/labels.hpp"
+#include "eval/metrics.hpp"
+#include "eval/squad.hpp"
+
+namespace {
+
+namespace eng = atman::engine;
+using atman::index_t;
+using json = nlohmann::ordered_json;
+
+constexpr double suppression_factor = 0.1;
+constexpr double conceptual_kappa = 0.7;
+constexpr int deletion_percents[] = {10, 20, 50};
+// Purposes of the per-question random streams (random.hpp).
+constexpr std::uint64_t random_relevance_stream = 0, tie_order_stream = 1;
+
+struct options {
+    std::string model, data = "../shared/data/squad_public.jsonl", format = "json", methods;
+    index_t limit = -1, offset = 0, batch = 0;
+    int threads = 0;
+    std::uint64_t seed = 0;
+    bool quiet = false;
+};
+
+struct usage_error : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+enum class method_kind { atman, random, uniform, attention_last, attention_rollout };
+
+struct method {
+    std::string name;
+    method_kind kind = method_kind::atman;
+    atman::config cfg;  // AtMan only
+};
+
+// Every method the benchmark knows, in output order. AtMan variants, and only
+// they, have names starting with "atman".
+std::vector<method> known_methods(index_t batch) {
+    std::vector<method> methods;
+    for (atman::manipulation_mode mode :
+         {atman::manipulation_mode::multiplicative, atman::manipulation_mode::log_additive}) {
+        for (bool conceptual : {false, true}) {
+            atman::config cfg;
+            cfg.mode = mode;
+            cfg.factor = suppression_factor;
+            cfg.conceptual = conceptual;
+            cfg.kappa = conceptual_kappa;
+            cfg.max_batch_rows = batch;
+            methods.push_back({std::string("atman-") + atman::to_string(mode) + (conceptual ? "-conceptual" : ""),
+                               method_kind::atman, cfg});
+        }
+    }
+    methods.push_back({"random", method_kind::random, {}});
+    methods.push_back({"uniform", method_kind::uniform, {}});
+    methods.push_back({"attention-last", method_kind::attention_last, {}});
+    methods.push_back({"attention-rollout", method_kind::attention_rollout, {}});
+    return methods;
+}
+
+// The methods named in a comma-separated list (empty: all), in output order.
+std::vector<method> select_methods(const std::string& list, index_t batch) {
+    std::vector<method> known = known_methods(batch);
+    if (list.empty()) return known;
+    std::vector<std::string> names;
+    std::stringstream in(list);
+    for (std::string name; std::getline(in, name, ',');) {
+        const auto found = std::find_if(known.begin(), known.end(), [&](const method& m) { return m.name == name; });
+        if (found == known.end()) {
+            std::string all;
+            for (const method& m : known) all += (all.empty() ? "" : ", ") + m.name;
+            throw usage_error("--methods: unknown method \"" + name + "\" (known: " + all + ")");
+        }
+        names.push_back(name);
+    }
+    std::vector<method> selected;
+    for (const method& m : known)
+        if (std::find(names.begin(), names.end(), m.name) != names.end()) selected.push_back(m);
+    return selected;
+}
+
+// One question turned into what the methods need, or the reason it is skipped.
+struct prepared_question {
+    atman::explain_request request;
+    std::vector<int> labels;  // one per unit of request
+    std::string skip_reason;  // empty: evaluate it
+};
+
+prepared_question prepare(const atman::eval::squad_question& q, const eng::tokenizer& tok,
+                          const eng::chat_template& tmpl) {
+    prepared_question out;
+    if (q.context.find_first_not_of(" \t\r\n") == std::string::npos) {
+        out.skip_reason = "empty context";
+        return out;
+    }
+    if (q.answers.empty()) {
+        out.skip_reason = "no answer";
+        return out;
+    }
+    std::vector<atman::byte_range> answers;
+    for (const atman::eval::squad_answer& a : q.answers) {
+        const std::optional<atman::byte_range> bytes = atman::eval::answer_bytes(q.context, a.text, a.start_code_point);
+        if (!bytes) {
+            out.skip_reason = "answer not found at its offset";
+            return out;
+        }
+        answers.push_back(*bytes);
+    }
+
+    // The user message is the context, a blank line and the question; the
+    // context's bytes are the explain range.
+    const eng::prompt_tokens prompt = eng::tokenize_prompt(tok, &tmpl, q.context + "\n\nQuestion: " + q.question);
+    const index_t context_start = prompt.user_ranges.front().start;
+    atman::unit_options units;
+    units.by = atman::granularity::word;
+    units.range.bytes = {{context_start, context_start + index_t(q.context.size())}};
+    out.request = eng::make_request(tok, prompt, tok.encode_ids(q.answers.front().text), units);
+
+    std::vector<atman::byte_range> unit_bytes;
+    for (const atman::unit& u : out.request.units) unit_bytes.push_back({u.start - context_start, u.end - context_start});
+    out.labels = atman::eval::unit_labels(unit_bytes, answers);
+    if (std::find(out.labels.begin(), out.labels.end(), 1) == out.labels.end())
+        out.skip_reason = "no unit overlaps an answer";
+    return out;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+double cpu_seconds_since(std::clock_t start) {
+    return double(std::clock() - start) / CLOCKS_PER_SEC;
+}
+
+// The relevance of each unit of q by method m.
+std::vector<double> relevance(const method& m, eng::llama_engine& engine, const prepared_question& q,
+                              const atman::detail::teacher_forced& seq, index_t line, std::uint64_t seed) {
+    const index_t n_units = index_t(q.request.units.size());
+    switch (m.kind) {
+        case method_kind::atman: {
+            const atman::explanation e = atman::explain(engine, q.request, m.cfg);
+            std::vector<double> scores;
+            for (const atman::unit_score& s : e.units) scores.push_back(s.score);
+            return scores;
+        }
+        case method_kind::random: {
+            atman::eval::splitmix64 rng = atman::eval::sample_generator(seed, line, random_relevance_stream);
+            return atman::eval::random_relevance(n_units, rng);
+        }
+        case method_kind::uniform:
+            return atman::eval::uniform_relevance(n_units);
+        case method_kind::attention_last:
+            return atman::eval::attention_last_relevance(engine.attention_maps(seq.tokens), q.request.units,
+                                                         seq.first_scored());
+        case method_kind::attention_rollout:
+            return atman::eval::attention_rollout_relevance(engine.attention_maps(seq.tokens), q.request.units,
+                                                            seq.first_scored());
+    }
+    throw atman::error("unknown method kind");
+}
+
+// The rise of the target's CE (summed over its tokens) when the top k% of the
+// units in `order` are deleted together, one value per deletion_percents.
+// Requires the base pass of seq on engine.
+std::vector<double> deletion_rises(eng::llama_engine& engine, const atman::detail::teacher_forced& seq,
+                                   double base_ce, const std::vector<atman::unit>& units,
+                                   const std::vector<index_t>& order) {
+    const index_t length = seq.length(), m = index_t(seq.targets.size());
+    std::vector<std::vector<float>> factors;
+    std::vector<atman::row_view> rows;
+    for (int percent : deletion_percents) {
+        const index_t count = atman::eval::deleted_count(index_t(units.size()), percent);
+        factors.push_back(atman::eval::deletion_factors(units, order, count, length, float(suppression_factor)));
+    }
+    for (const std::vector<float>& f : factors) {
+        const index_t first = index_t(std::find_if(f.begin(), f.end(), [](float x) { return x != 1.0f; }) - f.begin());
+        rows.push_back({first, f.data()});
+    }
+    std::vector<double> ce(rows.size() * std::size_t(m));
+    engine.perturbed_pass(seq.view(), {atman::manipulation_mode::multiplicative, rows.data(), index_t(rows.size())},
+                          ce.data());
+    std::vector<double> rises;
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        double sum = 0;
+        for (index_t t = 0; t < m; ++t) sum += ce[r * std::size_t(m) + std::size_t(t)];
+        rises.push_back(sum - base_ce);
+    }
+    return rises;
+}
+
+struct method_results {
+    std::vector<double> ap, ar;
+    std::vector<std::vector<double>> deletion = std::vector<std::vector<double>>(std::size(deletion_percents));
+    // Wall time, and process CPU time (all threads): the latter estimates the
+    // time on an idle machine when others share the cores.
+    double seconds = 0, cpu_seconds = 0, deletion_seconds = 0;
+};
+
+json protocol_json(const options& opt) {
+    std::string percents;
+    for (int p : deletion_percents) percents += (percents.empty() ? "" : ", ") + std::to_string(p);
+    return {
+        {"prompt", "the model's chat template with one user message: the context, a blank line, "
+                   "'Question: <question>'; the target is the first answer's text as the assistant's reply"},
+        {"units", "the words of the context (white-space separated; question and template are not units)"},
+        {"labels", "a unit is 1 if its byte range overlaps the byte range of any answer "
+                   "(answer_start in code points converted to bytes)"},
+        {"relevance", "atman: rise of the target's CE summed over its tokens when the unit is suppressed "
+                      "(signed); the metrics use |x|; an all-zero relevance counts as uniform"},
+        {"AP", "sum(|x| y) / sum(|x|)"},
+        {"AR", "sum(|x| / max|x| * y) / sum(y)"},
+        {"IQ", "mean over the samples with q25 <= v <= q75 of that metric, where for the sorted values "
+               "v_0..v_{n-1}: q25 = v_floor((n-1)/4), q75 = v_ceil(3(n-1)/4)"},
+        {"factor", suppression_factor},
+        {"kappa", conceptual_kappa},
+        {"deletion", "the top k% units (k = " + percents + "; ceil(k n / 100), at least 1) by decreasing signed "
+                     "relevance, ties in a seeded random order, suppressed together in one pass at factor 0.1 "
+                     "in multiplicative mode; the value is the mean over samples of the rise of the target's "
+                     "CE summed over its tokens"},
+        {"seed", opt.seed},
+        {"offset", opt.offset},
+        {"limit", opt.limit},
+    };
+}
+
+// statistic(values), or null when there are no values.
+template <class Statistic>
+json metric(const std::vector<double>& values, Statistic statistic) {
+    return values.empty() ? json(nullptr) : json(statistic(values));
+}
+
+json method_json(const method_results& r) {
+    json deletion = json::object();
+    for (std::size_t k = 0; k < r.deletion.size(); ++k)
+        deletion[std::to_string(deletion_percents[k])] = metric(r.deletion[k], atman::eval::mean);
+    return {{"mAP", metric(r.ap, atman::eval::mean)},
+            {"mAR", metric(r.ar, atman::eval::mean)},
+            {"mAP_IQ", metric(r.ap, atman::eval::interquartile_mean)},
+            {"mAR_IQ", metric(r.ar, atman::eval::interquartile_mean)},
+            {"deletion", deletion},
+            {"seconds", r.seconds},
+            {"cpu_seconds", r.cpu_seconds},
+            {"deletion_seconds", r.deletion_seconds}};
+}
+
+std::string table(const json& result) {
+    std::ostringstream out;
+    out << "atman-eval: " << result["dataset"].get<std::string>() << ", " << result["n"] << " questions ("
+        << result["skipped"] << " skipped), model " << result["model"].get<std::string>() << "\n";
+    out << std::left << std::setw(32) << "method" << std::right;
+    for (const char* column : {"mAP", "mAR", "mAP_IQ", "mAR_IQ"}) out << std::setw(8) << column;
+    for (int p : deletion_percents) out << std::setw(8) << ("del" + std::to_string(p));
+    out << std::setw(10) << "seconds" << std::setw(10) << "cpu_s" << "\n";
+    const auto cell = [&](const json& value, int width) {
+        if (value.is_null()) {
+            out << std::setw(width) << "-";
+        } else {
+            out << std::setw(width) << std::fixed << std::setprecision(3) << value.get<double>();
+        }
+    };
+    for (const auto& [name, m] : result["methods"].items()) {
+        out << std::left << std::setw(32) << name << std::right;
+        for (const char* column : {"mAP", "mAR", "mAP_IQ", "mAR_IQ"}) cell(m[column], 8);
+        for (int p : deletion_percents) cell(m["deletion"][std::to_string(p)], 8);
+        out << std::setw(10) << std::setprecision(1) << m["seconds"].get<double>() << std::setw(10)
+            << m["cpu_seconds"].get<double>() << "\n";
+    }
+    return out.str();
+}
+
+int run(const options& opt) {
+    if (opt.threads > 0) {
+        omp_set_num_threads(opt.threads);
+        Eigen::setNbThreads(opt.threads);
+    }
+    const std::vector<method> methods = select_methods(opt.methods, opt.batch);
+    const std::vector<atman::eval::numbered_question> questions =
+        atman::eval::read_squad(opt.data, opt.offset, opt.limit);
+    const std::string path = eng::resolve_model_path(opt.model);
+    const eng::gguf_file file = eng::gguf_file::open(path);
+    const eng::tokenizer tok(file);
+    const eng::chat_template tmpl = eng::chat_template::from_gguf(file);
+    if (!opt.quiet) std::cerr << "atman-eval: loading " << path << "\n";
+    const eng::llama_model model = eng::llama_model::load(file);
+    eng::llama_engine engine(model);
+
+    std::vector<method_results> results(methods.size());
+    std::map<std::string, index_t> skipped;
+    index_t evaluated = 0, n_skipped = 0;
+    for (std::size_t i = 0; i < questions.size(); ++i) {
+        const auto started = std::chrono::steady_clock::now();
+        const atman::eval::numbered_question& nq = questions[i];
+        const prepared_question q = prepare(nq.question, tok, tmpl);
+        if (!q.skip_reason.empty()) {
+            ++skipped[q.skip_reason];
+            ++n_skipped;
+            if (!opt.quiet)
+                std::cerr << "atman-eval: [" << i + 1 << "/" << questions.size() << "] question " << nq.line
+                          << " (" << nq.question.id << ") skipped: " << q.skip_reason << "\n";
+            continue;
+        }
+        const atman::detail::teacher_forced seq(q.request.prompt_tokens, q.request.target_tokens);
+        std::vector<std::vector<double>> relevances;
+        for (std::size_t k = 0; k < methods.size(); ++k) {
+            const auto method_started = std::chrono::steady_clock::now();
+            const std::clock_t method_cpu_started = std::clock();
+            relevances.push_back(relevance(methods[k], engine, q, seq, nq.line, opt.seed));
+            results[k].seconds += seconds_since(method_started);
+            results[k].cpu_seconds += cpu_seconds_since(method_cpu_started);
+            results[k].ap.push_back(atman::eval::average_precision(relevances[k], q.labels));
+            results[k].ar.push_back(atman::eval::average_recall(relevances[k], q.labels));
+        }
+
+        std::vector<double> base(seq.targets.size());
+        engine.base_pass(seq.view(), base.data());
+        double base_ce = 0;
+        for (double ce : base) base_ce += ce;
+        atman::eval::splitmix64 ties = atman::eval::sample_generator(opt.seed, nq.line, tie_order_stream);
+        const std::vector<index_t> tie_order = atman::eval::random_permutation(index_t(q.labels.size()), ties);
+        for (std::size_t k = 0; k < methods.size(); ++k) {
+            const auto deletion_started = std::chrono::steady_clock::now();
+            const std::vector<double> rises = deletion_rises(engine, seq, base_ce, q.request.units,
+                                                             atman::eval::ranking(relevances[k], tie_order));
+            results[k].deletion_seconds += seconds_since(deletion_started);
+            for (std::size_t p = 0; p < rises.size(); ++p) results[k].deletion[p].push_back(rises[p]);
+        }
+        ++evaluated;
+        if (!opt.quiet)
+            std::cerr << "atman-eval: [" << i + 1 << "/" << questions.size() << "] question " << nq.line << " ("
+                      << nq.question.id << "): " << q.request.units.size() << " units, " << seq.length()
+                      << " tokens, " << std::fixed << std::setprecision(1) << seconds_since(started) << " s\n";
+    }
+
+    json result = {{"schema", "atman.eval/1"},
+                   {"dataset", opt.data},
+                   {"n", evaluated},
+                   {"skipped", n_skipped},
+                   {"skipped_by_reason", skipped},
+                   {"model", std::filesystem::path(path).filename().string()},
+                   {"protocol", protocol_json(opt)},
+                   {"methods", json::object()}};
+    for (std::size_t k = 0; k < methods.size(); ++k) result["methods"][methods[k].name] = method_json(results[k]);
+    std::cout << (opt.format == "table" ? table(result) : result.dump(2) + "\n") << std::flush;
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    options opt;
+    CLI::App app{"atman-eval: explanation quality on SQuAD (mAP, mAR, their interquartile means, deletion)\n"
+                 "for AtMan variants and baselines over the words of each context (docs/quality.md)."};
+    app.add_option("--model", opt.model, "GGUF model file (default: $ATMAN_MODEL, else the cached default model)");
+    app.add_option("--data", opt.data, "SQuAD-style JSON Lines file")->capture_default_str();
+    app.add_option("--limit", opt.limit, "evaluate at most N questions (default: all)")->check(CLI::NonNegativeNumber);
+    app.add_option("--offset", opt.offset, "skip the first N questions of the file")
+        ->check(CLI::NonNegativeNumber)->capture_default_str();
+    std::string all;
+    for (const method& m : known_methods(0)) all += (all.empty() ? "" : ",") + m.name;
+    app.add_option("--methods", opt.methods, "comma-separated methods (default: all: " + all + ")");
+    app.add_option("--threads", opt.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+    app.add_option("--batch", opt.batch, "AtMan perturbations per batch (0 = automatic)")
+        ->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--seed", opt.seed, "seed of the random baseline and of tie-breaking")->capture_default_str();
+    app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
+    app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
+    try {
+        app.parse(argc, argv);
+        select_methods(opt.methods, opt.batch);
+    } catch (const CLI::CallForHelp&) {
+        std::cout << app.help();
+        return 0;
+    } catch (const CLI::ParseError& e) {
+        std::cerr << "atman-eval: " << e.what() << " (see --help)\n";
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "atman-eval: " << e.what() << " (see --help)\n";
+        return 2;
+    }
+    try {
+        return run(opt);
+    } catch (const std::exception& e) {
+        std::cerr << "atman-eval: " << e.what() << "\n";
+        return 1;
+    }
+}
