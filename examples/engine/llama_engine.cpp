@@ -13,10 +13,10 @@ namespace {
 
 // Rows of the LM head computed at once: bounds the logits buffer (rows x n_vocab).
 constexpr index_t logits_chunk_rows = 64;
-// Positions per block of the position-wise work (norms, projections, MLP), at
-// most: the weights are packed anew for every block's GEMM, which costs ~25%
+// Positions per block of the position-wise work (norms, projections, MLP),
+// about: the weights are packed anew for every block's GEMM, which costs ~25%
 // at 64 rows and little from 256 on.
-constexpr index_t max_block_rows = 256;
+constexpr index_t block_rows_target = 256;
 // Vocabulary entries per task of the LM head.
 constexpr index_t vocab_panel = 4096;
 // Queries per attention task (times the KV heads): balances the causal rows' uneven cost.
@@ -27,6 +27,28 @@ using detail::require;
 float* grown(std::vector<float>& buffer, index_t size) {
     if (static_cast<index_t>(buffer.size()) < size) buffer.resize(static_cast<std::size_t>(size));
     return buffer.data();
+}
+
+// out = in * weight^T (+ out when accumulate). Inside a parallel region the
+// calling thread computes it alone; outside, the threads share it by panels of
+// output features, so that each packs only its part of the weights.
+template <class Out, class In>
+void project(Out&& out, const In& in, const matrix_rm& weight, bool accumulate) {
+    if (omp_in_parallel()) {
+        if (accumulate) out.noalias() += in * weight.transpose();
+        else out.noalias() = in * weight.transpose();
+        return;
+    }
+    const index_t n_panels = 2 * omp_get_max_threads();
+    const index_t width = (weight.rows() + n_panels * 16 - 1) / (n_panels * 16) * 16;
+#pragma omp parallel for schedule(dynamic, 1)
+    for (index_t panel = 0; panel < n_panels; ++panel) {
+        const index_t first = panel * width, count = std::min(width, weight.rows() - first);
+        if (count <= 0) continue;
+        auto part = out.middleCols(first, count);
+        if (accumulate) part.noalias() += in * weight.middleRows(first, count).transpose();
+        else part.noalias() = in * weight.middleRows(first, count).transpose();
+    }
 }
 
 // out = in / sqrt(mean(in^2) + eps) * weight; out may alias in.
@@ -353,14 +375,17 @@ void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const 
     Eigen::Map<matrix_rm> attention(grown(attention_out_, n * q_dim), n, q_dim);
     Eigen::Map<matrix_rm> gate_up(grown(gate_up_, n * 2 * ff), n, 2 * ff);
 
-    // Everything but attention treats each position on its own, so it runs on
-    // blocks of rows, one thread per block: Eigen computes a product inside a
-    // parallel region on the calling thread, which spares the per-GEMM
-    // hand-offs between threads that dominated on small, busy machines.
-    // As many blocks as threads, or a multiple, each of at most about max_block_rows.
+    // Everything but attention treats each position on its own. Given enough
+    // positions it runs on blocks of rows, one thread per block (as many blocks
+    // as threads, or a multiple, of about block_rows_target rows): Eigen then
+    // computes each product on the calling thread, which spares its per-GEMM
+    // hand-offs between threads, costly on a busy machine. With few positions,
+    // one block, and the threads share each product by output features (project).
     const index_t threads = omp_get_max_threads();
-    const index_t n_blocks = threads * std::max<index_t>(1, (n + threads * max_block_rows / 2) /
-                                                                (threads * max_block_rows));
+    const index_t n_blocks =
+        n < threads * block_rows_target
+            ? 1
+            : threads * ((n + threads * block_rows_target / 2) / (threads * block_rows_target));
     const index_t block_rows = (n + n_blocks - 1) / n_blocks;
     const auto block_size = [&](index_t b) { return std::min(block_rows, n - b * block_rows); };  // <= 0: empty
 
@@ -369,7 +394,7 @@ void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const 
         const llama_layer& layer = model_.layer(l);
         for (index_t i = first; i < first + count; ++i)
             rms_norm_row(&x(i, 0), layer.attn_norm, hp.rms_eps, &normed(i, 0));
-        qkv.middleRows(first, count).noalias() = normed.middleRows(first, count) * layer.qkv.transpose();
+        project(qkv.middleRows(first, count), normed.middleRows(first, count), layer.qkv, false);
         float* const cache_k = cache_k_[static_cast<std::size_t>(l)].data();
         float* const cache_v = cache_v_[static_cast<std::size_t>(l)].data();
         for (index_t i = first; i < first + count; ++i) {
@@ -396,17 +421,17 @@ void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const 
         auto block_x = x.middleRows(first, count);
         auto block_normed = normed.middleRows(first, count);
         auto block_gate_up = gate_up.middleRows(first, count);
-        block_x.noalias() += attention.middleRows(first, count) * layer.attn_output.transpose();
+        project(block_x, attention.middleRows(first, count), layer.attn_output, true);
         for (index_t i = first; i < first + count; ++i)
             rms_norm_row(&x(i, 0), layer.ffn_norm, hp.rms_eps, &normed(i, 0));
-        block_gate_up.noalias() = block_normed * layer.gate_up.transpose();
+        project(block_gate_up, block_normed, layer.gate_up, false);
         auto gate = block_gate_up.leftCols(ff).array();
         gate = gate / (1.0f + (-gate).exp()) * block_gate_up.rightCols(ff).array();  // SiLU(gate) * up
-        block_x.noalias() += block_gate_up.leftCols(ff) * layer.ffn_down.transpose();
+        project(block_x, block_gate_up.leftCols(ff), layer.ffn_down, true);
     };
 
     for (index_t l = 0; l < hp.n_layer; ++l) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
         for (index_t b = 0; b < n_blocks; ++b) {
             const index_t first = b * block_rows, count = block_size(b);
             if (count <= 0) continue;
@@ -423,7 +448,7 @@ void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const 
         split_attention_rows(rows, length, mode, cache_k, cache_v_[static_cast<std::size_t>(l)].data());
         attend(shape_, attention_rows_.data(), static_cast<index_t>(attention_rows_.size()));
     }
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
     for (index_t b = 0; b < n_blocks; ++b)
         if (block_size(b) > 0) after_attention(hp.n_layer - 1, b * block_rows, block_size(b));
 }
