@@ -44,41 +44,32 @@ const default_model& model() {
     return m;
 }
 
-atman::explain_request request() {
+atman::explain_request request(const std::string& target) {
     const default_model& m = model();
     const eng::prompt_tokens prompt = eng::tokenize_prompt(
         m.tok, &m.tmpl, "Alice lives in Paris. Bob lives in Rome. Where does Alice live?");
-    return eng::make_request(m.tok, prompt, m.tok.encode_ids("Alice lives in Paris."), {});
+    return eng::make_request(m.tok, prompt, m.tok.encode_ids(target), {});
 }
 
-atman::explanation explain_with(index_t batch_rows, int threads) {
+atman::explanation explain_with(const std::string& target, index_t batch_rows, int threads) {
     omp_set_num_threads(threads);
     eng::llama_engine engine(model().model);
     atman::config cfg;
     cfg.max_batch_rows = batch_rows;
-    atman::explanation e = atman::explain(engine, request(), cfg);
+    atman::explanation e = atman::explain(engine, request(target), cfg);
     e.stats.seconds = 0;  // the one field that may differ
     return e;
 }
 
-}  // namespace
-
-TEST_CASE("determinism: the same explanation twice is byte-identical JSON") {
-    const int threads = omp_get_max_threads();
-    const std::string first = atman::to_json(explain_with(0, threads));
-    const std::string second = atman::to_json(explain_with(0, threads));
-    CHECK(first == second);
-    CHECK(first.find("\"seconds\": 0") != std::string::npos);
-}
-
-TEST_CASE("determinism: batch sizes and thread counts agree within 1e-5") {
+// Batches of 1 (the reference), 3, 64 rows and 1, 2, all threads agree within 1e-5.
+void check_batches_and_threads_agree(const std::string& target) {
     const int all = omp_get_max_threads();
-    const atman::explanation reference = explain_with(1, 1);
+    const atman::explanation reference = explain_with(target, 1, 1);
     REQUIRE(reference.units.size() >= 10);
     double largest = 0;
     for (const auto& [rows, threads] : std::vector<std::pair<index_t, int>>{{3, 1}, {64, 1}, {1, 2}, {5, all}}) {
-        INFO("batch rows " << rows << ", threads " << threads);
-        const atman::explanation e = explain_with(rows, threads);
+        INFO("target \"" << target << "\", batch rows " << rows << ", threads " << threads);
+        const atman::explanation e = explain_with(target, rows, threads);
         REQUIRE(e.units.size() == reference.units.size());
         for (std::size_t k = 0; k < e.units.size(); ++k) {
             CHECK(std::abs(e.units[k].score - reference.units[k].score) <= 1e-5);
@@ -86,5 +77,29 @@ TEST_CASE("determinism: batch sizes and thread counts agree within 1e-5") {
         }
     }
     omp_set_num_threads(all);
-    WARN("largest score difference across batch sizes and thread counts: " << largest);
+    WARN("target \"" << target << "\": largest score difference across batch sizes and thread counts: "
+                      << largest);
+}
+
+}  // namespace
+
+TEST_CASE("determinism: the same explanation twice is byte-identical JSON") {
+    const int threads = omp_get_max_threads();
+    const std::string first = atman::to_json(explain_with("Paris", 0, threads));
+    const std::string second = atman::to_json(explain_with("Paris", 0, threads));
+    CHECK(first == second);
+    CHECK(first.find("\"seconds\": 0") != std::string::npos);
+}
+
+TEST_CASE("determinism: batch sizes and thread counts agree within 1e-5 (target of several tokens)") {
+    check_batches_and_threads_agree("Alice lives in Paris.");
+}
+
+// Known gap, tagged [!mayfail] so that it is reported without failing the
+// suite: with a one-token target, a batch of one row and batches of several
+// rows give scores up to 1.7e-5 apart (measured 2026-11-29 with engine
+// 4fb1d81; the thread count alone changes nothing). Remove the tag once the
+// engine's results no longer depend on the number of rows it stacks.
+TEST_CASE("determinism: batch sizes and thread counts agree within 1e-5 (one-token target)", "[!mayfail]") {
+    check_batches_and_threads_agree("Paris");
 }
