@@ -24,7 +24,7 @@ constexpr index_t attention_query_rows = 64;
 
 using detail::require;
 
-float* grown(std::vector<float>& buffer, index_t size) {
+float* grown(aligned_floats& buffer, index_t size) {
     if (static_cast<index_t>(buffer.size()) < size) buffer.resize(static_cast<std::size_t>(size));
     return buffer.data();
 }

@@ -23,6 +23,11 @@ namespace atman::engine {
 
 // One per thread of work: owns the KV cache of its current sequence and its
 // scratch buffers. Threads inside a pass come from OpenMP (OMP_NUM_THREADS).
+// Buffers aligned for the widest vectors: Eigen's reductions split their work by
+// the data's alignment, so an unaligned buffer would make results depend on
+// where malloc happened to put it (run-to-run differences around 1e-5).
+using aligned_floats = std::vector<float, Eigen::aligned_allocator<float>>;
+
 class llama_engine {
 public:
     // The model must outlive the engine.
@@ -99,7 +104,7 @@ private:
     attention_shape shape_;
 
     // KV cache: per layer, (position, kv_head, d) at [position * kv_dim + kv_head * head_dim + d].
-    std::vector<std::vector<float>> cache_k_, cache_v_;
+    std::vector<aligned_floats> cache_k_, cache_v_;
     index_t cache_capacity_ = 0;
 
     // The sequence of the last base_pass and its CE, for perturbed_pass.
@@ -109,13 +114,13 @@ private:
     std::vector<double> base_ce_;
 
     // RoPE cos and sin of (position, pair), position < rope_length_.
-    std::vector<float> rope_cos_, rope_sin_;
+    aligned_floats rope_cos_, rope_sin_;
     index_t rope_length_ = 0;
 
     // Scratch, grown on demand and reused across passes.
     index_t n_computed_ = 0;
     std::vector<index_t> row_offset_, position_;
-    std::vector<float> hidden_, normed_, qkv_, attention_out_, gate_up_, logits_;
+    aligned_floats hidden_, normed_, qkv_, attention_out_, gate_up_, logits_;
     std::vector<attention_row<float>> attention_rows_;
 };
 
