@@ -18,7 +18,7 @@ constexpr index_t logits_chunk_rows = 64;
 // at 64 rows and little from 256 on.
 constexpr index_t block_rows_target = 256;
 // Vocabulary entries per task of the LM head.
-constexpr index_t vocab_panel = 4096;
+constexpr index_t vocab_panel = 4096;  // fixed: results must not depend on the thread count
 // Queries per attention task (times the KV heads): balances the causal rows' uneven cost.
 constexpr index_t attention_query_rows = 64;
 
@@ -29,25 +29,46 @@ float* grown(aligned_floats& buffer, index_t size) {
     return buffer.data();
 }
 
+// out = in * weights^T (+ out when accumulate), on the calling thread. Eigen
+// gives a single row to its matrix-vector kernel, which sums in another order
+// than its matrix-matrix kernel (1e-5 apart in the logits): a position's result
+// would then depend on how many positions share the product, i.e. on the batch.
+// A lone row therefore goes through the matrix-matrix kernel beside a copy.
+template <class Out, class In, class Weights>
+void multiply_transposed(Out&& out, const In& in, const Weights& weights, bool accumulate) {
+    if (in.rows() != 1) {
+        if (accumulate) out.noalias() += in * weights.transpose();
+        else out.noalias() = in * weights.transpose();
+        return;
+    }
+    const matrix_rm pair = in.replicate(2, 1);
+    matrix_rm result = accumulate ? matrix_rm(out.replicate(2, 1)) : matrix_rm::Zero(2, out.cols());
+    result.noalias() += pair * weights.transpose();
+    out = result.topRows(1);
+}
+
+// Output features per panel are a multiple of this: Eigen's GEMM takes weight
+// rows in register panels of up to 48 (AVX-512; 24 with AVX2), and a panel cut
+// elsewhere would change the summation order of some features with the thread count.
+constexpr index_t feature_panel_multiple = 48;
+
 // out = in * weight^T (+ out when accumulate). Inside a parallel region the
 // calling thread computes it alone; outside, the threads share it by panels of
 // output features, so that each packs only its part of the weights.
 template <class Out, class In>
 void project(Out&& out, const In& in, const matrix_rm& weight, bool accumulate) {
     if (omp_in_parallel()) {
-        if (accumulate) out.noalias() += in * weight.transpose();
-        else out.noalias() = in * weight.transpose();
+        multiply_transposed(out, in, weight, accumulate);
         return;
     }
     const index_t n_panels = 2 * omp_get_max_threads();
-    const index_t width = (weight.rows() + n_panels * 16 - 1) / (n_panels * 16) * 16;
+    const index_t step = n_panels * feature_panel_multiple;
+    const index_t width = (weight.rows() + step - 1) / step * feature_panel_multiple;
 #pragma omp parallel for schedule(dynamic, 1)
     for (index_t panel = 0; panel < n_panels; ++panel) {
         const index_t first = panel * width, count = std::min(width, weight.rows() - first);
         if (count <= 0) continue;
-        auto part = out.middleCols(first, count);
-        if (accumulate) part.noalias() += in * weight.middleRows(first, count).transpose();
-        else part.noalias() = in * weight.middleRows(first, count).transpose();
+        multiply_transposed(out.middleCols(first, count), in, weight.middleRows(first, count), accumulate);
     }
 }
 
@@ -471,8 +492,8 @@ void llama_engine::for_each_logits_chunk(const std::vector<index_t>& hidden_rows
 #pragma omp parallel for schedule(dynamic, 1)
         for (index_t panel = 0; panel < hp.n_vocab; panel += vocab_panel) {
             const index_t width = std::min(vocab_panel, hp.n_vocab - panel);
-            logits.topRows(count).middleCols(panel, width).noalias() =
-                normed.topRows(count) * model_.lm_head().middleRows(panel, width).transpose();
+            multiply_transposed(logits.topRows(count).middleCols(panel, width), normed.topRows(count),
+                                model_.lm_head().middleRows(panel, width), false);
         }
         consume(first, count, logits.data());
     }
