@@ -8,6 +8,7 @@
 // tile x T score buffer, never a T x T matrix.
 
 #include <algorithm>
+#include <limits>
 
 #include "../config.hpp"
 #include "../manipulation.hpp"
@@ -43,6 +44,39 @@ struct kv_head_view {
     const Scalar* v = nullptr;
     index_t length = 0, pos_stride = 0;
 };
+
+// Keys per chunk of a score row in the fused steps below: a chunk is still in
+// L1 for the step's second operation, so memory sees each row once per step.
+inline constexpr index_t score_chunk = 256;
+
+// Manipulates scores[0..n) in place (coefficients: key_coefficient per key) and
+// returns the largest manipulated score.
+template <class Scalar>
+Scalar manipulate_and_max(manipulation_mode mode, Scalar* scores, const Scalar* coefficients,
+                          index_t n) {
+    const Scalar row_min = manipulation_row_min(mode, const_row_array_map<Scalar>(scores, n));
+    Scalar row_max = -std::numeric_limits<Scalar>::infinity();
+    for (index_t first = 0; first < n; first += score_chunk) {
+        row_array_map<Scalar> chunk(scores + first, std::min(score_chunk, n - first));
+        with_manipulated_scores(mode, chunk,
+                                const_row_array_map<Scalar>(coefficients + first, chunk.size()),
+                                row_min, [&](const auto& manipulated) { chunk = manipulated; });
+        row_max = std::max(row_max, chunk.maxCoeff());
+    }
+    return row_max;
+}
+
+// Overwrites scores[0..n) with exp(score - shift) and returns their sum.
+template <class Scalar>
+Scalar exponentiate_and_sum(Scalar* scores, index_t n, Scalar shift) {
+    Scalar sum = 0;
+    for (index_t first = 0; first < n; first += score_chunk) {
+        row_array_map<Scalar> chunk(scores + first, std::min(score_chunk, n - first));
+        chunk = (chunk - shift).exp();
+        sum += chunk.sum();
+    }
+    return sum;
+}
 
 template <class Scalar>
 struct attention_workspace {
@@ -110,24 +144,12 @@ void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin, 
         // the masked tail is zeroed so the P * V GEMM can run over the whole tile.
         for (index_t row = 0; row < rows; ++row) {
             const index_t n_visible = q_begin + first + row / group_size + 1;
-            auto visible = scores.row(row).head(n_visible).array();
-            // Overwrites the visible scores with exp(s - max s) of the given scores.
-            const auto exponentiate = [&](const auto& s) {
-                const Scalar row_max = s.maxCoeff();
-                visible = (s - row_max).exp();
-            };
-            const const_row_array_map<Scalar> c(coefficients, coefficients ? n_visible : 0);
-            if (coefficients == nullptr) {
-                exponentiate(visible);
-            } else if (mode == manipulation_mode::multiplicative) {
-                // Stored first: as an expression it would be evaluated twice (max, exp).
-                with_manipulated_scores(mode, visible, c, manipulation_row_min(mode, visible),
-                                        [&](const auto& s) { visible = s; });
-                exponentiate(visible);
-            } else {
-                with_manipulated_scores(mode, visible, c, Scalar(0), exponentiate);
-            }
-            work.row_sums(row) = visible.sum();
+            Scalar* const visible = &scores(row, 0);
+            const Scalar row_max =
+                coefficients == nullptr
+                    ? const_row_array_map<Scalar>(visible, n_visible).maxCoeff()
+                    : manipulate_and_max(mode, visible, coefficients, n_visible);
+            work.row_sums(row) = exponentiate_and_sum(visible, n_visible, row_max);
             scores.row(row).tail(n_keys - n_visible).setZero();
         }
 
