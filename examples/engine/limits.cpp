@@ -75,11 +75,11 @@ void check_run_limits(const llama_hparams& hp, const atman::explain_request& req
     if (available == 0) return;
 
     const index_t length = n_prompt + index_t(std::max(request.target_tokens.size(), request.contrast_tokens.size())) - 1;
-    const index_t rows = std::min(cfg.max_batch_rows > 0 ? cfg.max_batch_rows : atman::default_max_batch_rows,
-                                  std::max<index_t>(index_t(request.units.size()), 1));
+    const atman::batch_budget budget = atman::resolve_batch_budget(cfg);
+    const index_t rows = std::min(budget.max_rows, std::max<index_t>(index_t(request.units.size()), 1));
     // A row recomputes at most T positions; the double avoids overflow of a forged budget.
     double token_rows = double(rows) * double(length);
-    if (cfg.max_batch_token_rows > 0) token_rows = std::min(token_rows, double(std::max(cfg.max_batch_token_rows, length)));
+    if (budget.max_token_rows > 0) token_rows = std::min(token_rows, double(std::max(budget.max_token_rows, length)));
     const double needed = double(estimate_memory(hp, length, 0).total()) + token_rows * double(bytes_per_token_row(hp));
     if (needed > double(available)) {
         throw resource_error("explaining " + std::to_string(length) + " positions in batches of " +

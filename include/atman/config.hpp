@@ -39,7 +39,8 @@ struct config {
     bool explain_targets_by_earlier_targets = false;
     postprocess post = postprocess::none;
     bool normalize = false;              // min-max to [0, 1] after postprocessing
-    index_t max_batch_rows = 0;          // 0 = chosen by the scheduler
+    // Batch budget (scheduler.hpp, resolve_batch_budget): both 0 = automatic.
+    index_t max_batch_rows = 0;          // rows per batch; 0 = the scheduler's bound
     index_t max_batch_token_rows = 0;    // sum over rows of recomputed positions; 0 = no bound
 
     // Throws invalid_argument naming the first field out of its domain.

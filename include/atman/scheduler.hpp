@@ -17,10 +17,10 @@
 //
 // Perturbations are sorted by first affected position p (then kind, then
 // index), so a batch holds rows with similar suffix lengths T - p; consecutive
-// perturbations fill a batch until it would exceed config.max_batch_rows rows
-// (0: default_max_batch_rows) or config.max_batch_token_rows recomputed
-// token-rows, sum of T - p (0: no bound). A perturbation above the token-row
-// bound on its own gets a batch of its own.
+// perturbations fill a batch until it would exceed the budget (batch_budget):
+// config.max_batch_rows rows or config.max_batch_token_rows recomputed
+// token-rows, sum of T - p. A perturbation above the token-row bound on its
+// own gets a batch of its own.
 
 #include <algorithm>
 #include <cmath>
@@ -36,7 +36,30 @@
 
 namespace atman {
 
-inline constexpr index_t default_max_batch_rows = 8;
+// The automatic budget, when config leaves both bounds at 0: batches of about
+// default_batch_token_rows recomputed positions. An engine's costs per pass
+// (packing the weights for each GEMM, handing work to threads) are then spread
+// over enough positions that larger batches gain little, and the activations
+// stay small next to the weights (docs/performance.md has the measurements).
+inline constexpr index_t default_batch_token_rows = 2048;
+// The row bound when config.max_batch_rows is 0: each row carries a T-long
+// factor vector and its own attention tasks.
+inline constexpr index_t default_max_batch_rows = 64;
+
+struct batch_budget {
+    index_t max_rows = 0;
+    index_t max_token_rows = 0;  // 0: unbounded
+};
+
+// The bounds a plan's batches respect under cfg: max_batch_rows (0: the
+// default row bound) and max_batch_token_rows (0: none, unless both are 0,
+// which selects the automatic budget above).
+inline batch_budget resolve_batch_budget(const config& cfg) {
+    if (cfg.max_batch_rows == 0 && cfg.max_batch_token_rows == 0)
+        return {default_max_batch_rows, default_batch_token_rows};
+    return {cfg.max_batch_rows > 0 ? cfg.max_batch_rows : default_max_batch_rows,
+            cfg.max_batch_token_rows};
+}
 
 enum class perturbation_kind {
     unit,   // a prompt unit; index into the unit list
@@ -214,8 +237,9 @@ inline plan make_plan(const std::vector<unit>& units, const plan_inputs& in, con
 
     plan result;
     result.length = in.length;
-    result.max_rows = cfg.max_batch_rows > 0 ? cfg.max_batch_rows : default_max_batch_rows;
-    result.max_token_rows = cfg.max_batch_token_rows;
+    const batch_budget budget = resolve_batch_budget(cfg);
+    result.max_rows = budget.max_rows;
+    result.max_token_rows = budget.max_token_rows;
     for (std::size_t k = 0; k < units.size(); ++k)
         result.perturbations.push_back(
             detail::suppress_unit(index_t(k), units[k], in_units, in.neighbours, cfg));

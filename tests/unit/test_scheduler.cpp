@@ -100,6 +100,8 @@ TEST_CASE("batches respect the row and token-row budgets") {
         const atman::plan p = atman::make_plan(units, {length, 19, nullptr}, cfg);
         INFO("rows " << rows << ", token rows " << token_rows);
         CHECK(p.max_rows == (rows == 0 ? atman::default_max_batch_rows : rows));
+        // Both bounds 0 select the automatic token-row budget; otherwise 0 means unbounded.
+        CHECK(p.max_token_rows == (rows == 0 && token_rows == 0 ? atman::default_batch_token_rows : token_rows));
         check_budget(p);
         CHECK(p.token_rows() == length * 20 - 19 * 20 / 2);
         if (rows == 3 && token_rows == 0) CHECK(p.batches.size() == 7);
@@ -229,4 +231,16 @@ TEST_CASE("the scheduler rejects bad input") {
     tampered = p;
     tampered.batches.clear();
     CHECK_THROWS_AS(atman::validate_plan(tampered), atman::invalid_argument);
+}
+
+TEST_CASE("the automatic budget batches by recomputed token-rows, not by rows") {
+    std::vector<std::vector<index_t>> groups;
+    for (index_t i = 0; i < 200; ++i) groups.push_back({i});
+    const index_t length = 1000;
+    const atman::plan p = atman::make_plan(units_at(groups), {length, 999, nullptr}, atman::config{});
+    check_budget(p);
+    // Rows near the start recompute ~1000 positions each, so those batches hold
+    // 2 rows; the budget alone limits them, far below the row bound.
+    CHECK(p.batches.front().end - p.batches.front().begin == 2);
+    for (const atman::batch& b : p.batches) CHECK(b.token_rows <= atman::default_batch_token_rows);
 }
