@@ -42,6 +42,7 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
+#include "engine/omp_policy.hpp"
 #include "engine/tokenizer.hpp"
 
 namespace {
@@ -489,15 +490,7 @@ int run(const options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    // Waiting OpenMP threads sleep instead of spinning: on a shared machine a
-    // spinning thread takes the core its partner needs (2x slower passes at a
-    // load of 8 on 2 cores); on an idle one it costs microseconds per pass.
-    // libgomp reads this when it is loaded, hence the restart.
-    if (std::getenv("OMP_WAIT_POLICY") == nullptr) {
-        setenv("OMP_WAIT_POLICY", "passive", 1);
-        execv("/proc/self/exe", argv);
-        std::cerr << "atman-bench: cannot restart with OMP_WAIT_POLICY=passive; continuing without" << std::endl;
-    }
+    atman::engine::restart_with_passive_omp_wait("atman-bench", argv);
     options opt;
     CLI::App app{"atman-bench: what an AtMan explanation costs on the reference engine (docs/performance.md)"};
     app.add_option("--model", opt.model, "GGUF model (default: $ATMAN_MODEL or the fetch-model cache)");

@@ -29,6 +29,7 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
+#include "engine/omp_policy.hpp"
 #include "engine/prompt.hpp"
 #include "engine/tokenizer.hpp"
 #include "eval/baselines.hpp"
@@ -382,6 +383,7 @@ int run(const options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    atman::engine::restart_with_passive_omp_wait("atman-eval", argv);
     options opt;
     CLI::App app{"atman-eval: explanation quality on SQuAD (mAP, mAR, their interquartile means, deletion)\n"
                  "for AtMan variants and baselines over the words of each context (docs/quality.md)."};

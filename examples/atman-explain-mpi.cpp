@@ -34,6 +34,7 @@
 #include "engine/cli.hpp"
 #include "engine/cli_wire.hpp"
 #include "engine/llama_engine.hpp"
+#include "engine/omp_policy.hpp"
 #include "engine/progress.hpp"
 
 namespace {
@@ -189,6 +190,8 @@ void explain(const mpi_session& mpi, eng::cli_options options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Before MPI_Init: a restart after it would leave the MPI runtime half set up.
+    eng::restart_with_passive_omp_wait("atman-explain-mpi", argv);
     const mpi_session mpi(argc, argv);
     const eng::cli_program program{
         "atman-explain-mpi",

@@ -10,6 +10,7 @@
 
 #include "engine/cli.hpp"
 #include "engine/llama_engine.hpp"
+#include "engine/omp_policy.hpp"
 #include "engine/progress.hpp"
 
 namespace {
@@ -37,6 +38,7 @@ void explain(const eng::cli_options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    eng::restart_with_passive_omp_wait("atman-explain", argv);
     const eng::cli_program program{
         "atman-explain",
         "atman-explain: explain what a language model said with AtMan (attention manipulation).\n"
