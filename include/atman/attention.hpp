@@ -6,12 +6,14 @@
 // For query position q and key j <= q: S_qj = scale * (q_q . k_j), the key
 // factors manipulate S_q (manipulation.hpp), then softmax over j <= q and the
 // weighted sum of the values. Working memory: one query tile x T score buffer
-// per thread plus one T-vector of key coefficients per row.
+// per thread plus one T-vector of key coefficients per row. The descriptors
+// (attention_shape, attention_row) are in attention_types.hpp.
 
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "attention_types.hpp"
 #include "config.hpp"
 #include "detail/kernels_attention.hpp"
 #include "error.hpp"
@@ -19,87 +21,18 @@
 
 namespace atman {
 
-struct attention_shape {
-    index_t n_head = 0, n_kv_head = 0, head_dim = 0;  // n_head a multiple of n_kv_head (GQA)
-    double scale = 0;                                 // 0 = 1/sqrt(head_dim)
-};
-
-// Keys and values of consecutive positions: element (pos, kv_head, d) of K is
-// k[pos * pos_stride + kv_head * head_stride + d]; V uses the same strides.
-template <class Scalar>
-struct kv_segment {
-    const Scalar* k = nullptr;
-    const Scalar* v = nullptr;
-    index_t length = 0, pos_stride = 0, head_stride = 0;
-};
-
-// One row (one perturbation) of causal attention. Queries are positions
-// q_begin .. q_begin + n_queries - 1; the query at position q sees keys 0..q.
-// Keys 0..prefix.length-1 come from `prefix`, keys prefix.length ..
-// prefix.length + own.length - 1 from `own`; q_begin + n_queries must not
-// exceed prefix.length + own.length.
-template <class Scalar>
-struct attention_row {
-    // Element (i, head, d) at q[i * q_pos_stride + head * q_head_stride + d], i = 0..n_queries-1.
-    const Scalar* q = nullptr;
-    index_t q_pos_stride = 0, q_head_stride = 0;
-    index_t q_begin = 0, n_queries = 0;
-    kv_segment<Scalar> prefix, own;
-    // prefix.length + own.length factors; nullptr = plain attention.
-    const float* key_factors = nullptr;
-    manipulation_mode mode = manipulation_mode::multiplicative;
-    Scalar* out = nullptr;  // same layout as q
-    index_t out_pos_stride = 0, out_head_stride = 0;
-};
-
 namespace detail {
 
-inline void validate_attention_shape(const attention_shape& shape) {
-    require(shape.n_head >= 1 && shape.n_kv_head >= 1 && shape.head_dim >= 1,
-            "attention shape: n_head, n_kv_head and head_dim must be >= 1, got " +
-                std::to_string(shape.n_head) + ", " + std::to_string(shape.n_kv_head) + ", " +
-                std::to_string(shape.head_dim));
-    require(shape.n_head % shape.n_kv_head == 0,
-            "attention shape: n_head (" + std::to_string(shape.n_head) +
-                ") must be a multiple of n_kv_head (" + std::to_string(shape.n_kv_head) + ")");
-    require(std::isfinite(shape.scale) && shape.scale >= 0,
-            "attention shape: scale must be finite and >= 0 (0 = 1/sqrt(head_dim)), got " +
-                std::to_string(shape.scale));
-}
-
+// The check validate_attention_row_layout leaves out: here the factors are host memory.
 template <class Scalar>
-void validate_kv_segment(const kv_segment<Scalar>& segment, const std::string& name) {
-    require(segment.length >= 0,
-            name + ".length must be >= 0, got " + std::to_string(segment.length));
-    require(segment.pos_stride >= 0 && segment.head_stride >= 0, name + " strides must be >= 0");
-    require(segment.length == 0 || (segment.k != nullptr && segment.v != nullptr),
-            name + ".k and " + name + ".v must not be null when " + name + ".length > 0");
-}
-
-template <class Scalar>
-void validate_attention_row(const attention_row<Scalar>& row, index_t index) {
-    const std::string where = "attend: row " + std::to_string(index) + ": ";
-    validate_kv_segment(row.prefix, where + "prefix");
-    validate_kv_segment(row.own, where + "own");
-    const index_t n_keys = row.prefix.length + row.own.length;
-    require(row.q_begin >= 0 && row.n_queries >= 0,
-            where + "q_begin and n_queries must be >= 0, got " + std::to_string(row.q_begin) +
-                " and " + std::to_string(row.n_queries));
-    require(row.q_begin + row.n_queries <= n_keys,
-            where + "queries end at position " + std::to_string(row.q_begin + row.n_queries) +
-                " but only " + std::to_string(n_keys) + " keys (prefix + own) exist");
-    require(row.q_pos_stride >= 0 && row.q_head_stride >= 0 && row.out_pos_stride >= 0 &&
-                row.out_head_stride >= 0,
-            where + "query and output strides must be >= 0");
-    require(row.n_queries == 0 || (row.q != nullptr && row.out != nullptr),
-            where + "q and out must not be null when n_queries > 0");
-    if (row.key_factors != nullptr) {
-        const index_t bad = first_invalid_factor(row.key_factors, n_keys);
-        if (bad >= 0) {
-            throw invalid_argument(where + "key_factors[" + std::to_string(bad) +
-                                   "] must be a finite number >= 0, got " +
-                                   std::to_string(row.key_factors[bad]));
-        }
+void validate_row_key_factors(const attention_row<Scalar>& row, index_t index) {
+    if (row.key_factors == nullptr) return;
+    const index_t bad =
+        first_invalid_factor(row.key_factors, row.prefix.length + row.own.length);
+    if (bad >= 0) {
+        throw invalid_argument("attend: row " + std::to_string(index) + ": key_factors[" +
+                               std::to_string(bad) + "] must be a finite number >= 0, got " +
+                               std::to_string(row.key_factors[bad]));
     }
 }
 
@@ -109,10 +42,9 @@ void validate_attention_row(const attention_row<Scalar>& row, index_t index) {
 // with it. All inputs are validated before any output is written.
 template <class Scalar>
 void attend(const attention_shape& shape, const attention_row<Scalar>* rows, index_t n_rows) {
-    detail::require(n_rows >= 0, "attend: n_rows must be >= 0, got " + std::to_string(n_rows));
-    detail::require(n_rows == 0 || rows != nullptr, "attend: rows is null");
     detail::validate_attention_shape(shape);
-    for (index_t r = 0; r < n_rows; ++r) detail::validate_attention_row(rows[r], r);
+    detail::validate_attention_rows(rows, n_rows, "attend");
+    for (index_t r = 0; r < n_rows; ++r) detail::validate_row_key_factors(rows[r], r);
 
     const Scalar scale =
         Scalar(shape.scale == 0 ? 1 / std::sqrt(double(shape.head_dim)) : shape.scale);

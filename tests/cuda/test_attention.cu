@@ -64,8 +64,7 @@ void check_attention(const attention_case& c) {
     std::mt19937 rng(c.seed);
     const index_t d = c.head_dim;
     attention_data<Scalar> data;
-    const atman::attention_shape cpu_shape{c.n_head, c.n_kv_head, d, 0};
-    const atman::cuda::attention_shape gpu_shape{c.n_head, c.n_kv_head, d, 0};
+    const atman::attention_shape shape{c.n_head, c.n_kv_head, d, 0};  // one type for both sides
 
     const tensor_layout base_layout = layout_of(c, c.n_positions, c.n_kv_head);
     const auto base_k = data.add(random_values(std::size_t(c.n_positions * c.n_kv_head * d), c.magnitude, rng));
@@ -116,8 +115,8 @@ void check_attention(const attention_case& c) {
         gpu_rows.push_back(gpu);
     }
 
-    atman::attend(cpu_shape, cpu_rows.data(), index_t(cpu_rows.size()));
-    atman::cuda::attend(gpu_shape, gpu_rows.data(), index_t(gpu_rows.size()));
+    atman::attend(shape, cpu_rows.data(), index_t(cpu_rows.size()));
+    atman::cuda::attend(shape, gpu_rows.data(), index_t(gpu_rows.size()));
     atman::cuda::check(cudaDeviceSynchronize(), "attend");
 
     for (std::size_t r = 0; r < c.rows.size(); ++r) {

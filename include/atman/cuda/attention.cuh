@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "../attention_types.hpp"
 #include "../config.hpp"
 #include "../error.hpp"
 #include "check.cuh"
@@ -36,35 +37,10 @@
 
 namespace atman::cuda {
 
-struct attention_shape {
-    index_t n_head = 0, n_kv_head = 0, head_dim = 0;  // n_head a multiple of n_kv_head (GQA)
-    double scale = 0;                                  // 0 = 1/sqrt(head_dim)
-};
-
-// As atman::kv_segment, in device memory: element (pos, kv_head, d) of K at
-// k[pos * pos_stride + kv_head * head_stride + d], V alike.
-template <class Scalar>
-struct kv_segment {
-    const Scalar* k = nullptr;
-    const Scalar* v = nullptr;
-    index_t length = 0, pos_stride = 0, head_stride = 0;
-};
-
-// As atman::attention_row, in device memory. Queries are positions q_begin ..
-// q_begin + n_queries - 1, query position q sees keys 0..q; keys below
-// prefix.length come from `prefix` (e.g. the base pass's cache, shared by many
-// rows), later ones from `own` (its index 0 is position prefix.length).
-template <class Scalar>
-struct attention_row {
-    const Scalar* q = nullptr;  // (i, head, d) at q[i * q_pos_stride + head * q_head_stride + d]
-    index_t q_pos_stride = 0, q_head_stride = 0;
-    index_t q_begin = 0, n_queries = 0;
-    kv_segment<Scalar> prefix, own;
-    const float* key_factors = nullptr;  // phi of keys 0..q_begin + n_queries - 1; nullptr = none
-    manipulation_mode mode = manipulation_mode::multiplicative;
-    Scalar* out = nullptr;  // same layout as q
-    index_t out_pos_stride = 0, out_head_stride = 0;
-};
+// The CPU's descriptors (attention_types.hpp), their pointers here in device memory.
+using atman::attention_row;
+using atman::attention_shape;
+using atman::kv_segment;
 
 namespace detail {
 
@@ -143,6 +119,28 @@ __device__ float dot_row(const float* query, const float* key) {
     return sum;
 }
 
+// Adds the loaded key tile to the softmax of each of the warp's queries; lane j
+// holds key tile_begin + j. counted(qi, visible, coefficient, score) gives what
+// the key adds to the warp's query qi (-inf: nothing), score() its unmanipulated
+// score, computed only when asked for. Forced inline so that the per-query
+// state stays in registers.
+template <int HeadDim, class Counted>
+__device__ __forceinline__ void accumulate_loaded_tile(
+    const attention_tiles<HeadDim>& tiles, online_softmax<HeadDim> (&state)[attention_queries_per_warp],
+    index_t tile_begin, index_t first_position, index_t n_block_queries, Counted counted) {
+    const int warp = static_cast<int>(threadIdx.x) / warp_size;
+    const int lane = static_cast<int>(threadIdx.x) % warp_size;
+    const index_t key = tile_begin + lane;
+    const float coefficient = tiles.coefficients[lane];
+    for (int qi = 0; qi < attention_queries_per_warp; ++qi) {
+        const int query = warp + qi * attention_warps;
+        if (query >= n_block_queries) break;
+        const auto score = [&] { return dot_row<HeadDim>(tiles.queries[query], tiles.keys[lane]); };
+        const bool visible = key <= first_position + query;
+        accumulate_tile(state[qi], counted(qi, visible, coefficient, score), tiles.values);
+    }
+}
+
 template <class Scalar, int HeadDim>
 __global__ void __launch_bounds__(attention_warps* warp_size)
     attend_kernel(const attention_row<Scalar>* rows, index_t group_size, float scale) {
@@ -153,7 +151,8 @@ __global__ void __launch_bounds__(attention_warps* warp_size)
     const index_t n_block_queries = min(index_t(attention_queries_per_block), row.n_queries - first_query);
     const index_t head = blockIdx.y;
     const index_t kv_head = head / group_size;
-    const index_t last_key = row.q_begin + first_query + n_block_queries - 1;
+    const index_t first_position = row.q_begin + first_query;  // of the block's first query
+    const index_t last_key = first_position + n_block_queries - 1;
     const int warp = static_cast<int>(threadIdx.x) / warp_size;
     const int lane = static_cast<int>(threadIdx.x) % warp_size;
 
@@ -176,21 +175,17 @@ __global__ void __launch_bounds__(attention_warps* warp_size)
         __syncthreads();  // the previous tile is consumed
         load_key_tile(row, kv_head, tile_begin, last_key, tiles);
         __syncthreads();
-        const index_t key = tile_begin + lane;
-        const float coefficient = tiles.coefficients[lane];
-        for (int qi = 0; qi < attention_queries_per_warp; ++qi) {
-            const int query = warp + qi * attention_warps;
-            if (query >= n_block_queries) break;
-            const bool visible = key <= row.q_begin + first_query + query;
-            const float score = visible ? dot_row<HeadDim>(tiles.queries[query], tiles.keys[lane]) : -INFINITY;
-            if (visible) row_min[qi] = fminf(row_min[qi], score);
-            // Deferred keys wait for the second sweep; otherwise the coefficient is
-            // log_additive's bias, or 0 when the row has no factors.
-            const float counted =
-                defer_manipulated ? (coefficient != 0.0f ? -INFINITY : score)
-                                  : manipulated_score(manipulation_mode::log_additive, score, coefficient, 0.0f);
-            accumulate_tile(state[qi], counted, tiles.values);
-        }
+        accumulate_loaded_tile(tiles, state, tile_begin, first_position, n_block_queries,
+                               [&](int qi, bool visible, float coefficient, const auto& score) -> float {
+                                   if (!visible) return -INFINITY;
+                                   const float s = score();
+                                   row_min[qi] = fminf(row_min[qi], s);
+                                   // Deferred keys wait for the second sweep; otherwise the coefficient
+                                   // is log_additive's bias, or 0 when the row has no factors.
+                                   if (defer_manipulated) return coefficient != 0.0f ? -INFINITY : s;
+                                   return manipulated_score(manipulation_mode::log_additive, s,
+                                                            coefficient, 0.0f);
+                               });
     }
 
     if (defer_manipulated) {
@@ -202,19 +197,11 @@ __global__ void __launch_bounds__(attention_warps* warp_size)
             if (!__syncthreads_or(manipulated)) continue;  // also: the previous tile is consumed
             load_key_tile(row, kv_head, tile_begin, last_key, tiles);
             __syncthreads();
-            const index_t key = tile_begin + lane;
-            const float coefficient = tiles.coefficients[lane];
-            for (int qi = 0; qi < attention_queries_per_warp; ++qi) {
-                const int query = warp + qi * attention_warps;
-                if (query >= n_block_queries) break;
-                const bool counted = coefficient != 0.0f && key <= row.q_begin + first_query + query;
-                const float score =
-                    counted ? manipulated_score(row.mode,
-                                                dot_row<HeadDim>(tiles.queries[query], tiles.keys[lane]),
-                                                coefficient, row_min[qi])
-                            : -INFINITY;
-                accumulate_tile(state[qi], score, tiles.values);
-            }
+            accumulate_loaded_tile(tiles, state, tile_begin, first_position, n_block_queries,
+                                   [&](int qi, bool visible, float coefficient, const auto& score) -> float {
+                                       if (!visible || coefficient == 0.0f) return -INFINITY;
+                                       return manipulated_score(row.mode, score(), coefficient, row_min[qi]);
+                                   });
         }
     }
 
@@ -227,45 +214,15 @@ __global__ void __launch_bounds__(attention_warps* warp_size)
     }
 }
 
-inline void require_row(bool condition, index_t r, const std::string& message) {
-    atman::detail::require(condition, "cuda::attend: row " + std::to_string(r) + ": " + message);
-}
-
-// The host-side checks; key factors live on the device and are not read here.
-template <class Scalar>
-void validate_attention(const attention_shape& shape, const attention_row<Scalar>* rows, index_t n_rows) {
+// The shape's checks plus this kernel's limits: head_dim is a template argument,
+// heads and rows are grid dimensions.
+inline void validate_attention_launch(const attention_shape& shape, index_t n_rows) {
     using atman::detail::require;
-    require(shape.n_head >= 1 && shape.n_kv_head >= 1 && shape.n_head % shape.n_kv_head == 0,
-            "cuda::attend: n_head (" + std::to_string(shape.n_head) +
-                ") must be a positive multiple of n_kv_head (" + std::to_string(shape.n_kv_head) + ")");
+    atman::detail::validate_attention_shape(shape);
     require(shape.n_head <= 65535, "cuda::attend: at most 65535 heads, got " + std::to_string(shape.n_head));
     require(shape.head_dim == 64 || shape.head_dim == 128,
             "cuda::attend: head_dim must be 64 or 128, got " + std::to_string(shape.head_dim));
-    require(std::isfinite(shape.scale) && shape.scale >= 0,
-            "cuda::attend: scale must be finite and >= 0, got " + std::to_string(shape.scale));
-    require(n_rows >= 0 && n_rows <= 65535,
-            "cuda::attend: n_rows must lie in [0, 65535], got " + std::to_string(n_rows));
-    require(n_rows == 0 || rows != nullptr, "cuda::attend: rows is null");
-    for (index_t r = 0; r < n_rows; ++r) {
-        const attention_row<Scalar>& row = rows[r];
-        for (const kv_segment<Scalar>* s : {&row.prefix, &row.own}) {
-            require_row(s->length >= 0 && s->pos_stride >= 0 && s->head_stride >= 0, r,
-                        "kv segment length and strides must be >= 0");
-            require_row(s->length == 0 || (s->k != nullptr && s->v != nullptr), r,
-                        "kv segment k and v must not be null when its length > 0");
-        }
-        require_row(row.q_begin >= 0 && row.n_queries >= 0, r,
-                    "q_begin and n_queries must be >= 0, got " + std::to_string(row.q_begin) + " and " +
-                        std::to_string(row.n_queries));
-        require_row(row.q_begin + row.n_queries <= row.prefix.length + row.own.length, r,
-                    "queries end at position " + std::to_string(row.q_begin + row.n_queries) + " but only " +
-                        std::to_string(row.prefix.length + row.own.length) + " keys exist");
-        require_row(row.q_pos_stride >= 0 && row.q_head_stride >= 0 && row.out_pos_stride >= 0 &&
-                        row.out_head_stride >= 0,
-                    r, "query and output strides must be >= 0");
-        require_row(row.n_queries == 0 || (row.q != nullptr && row.out != nullptr), r,
-                    "q and out must not be null when n_queries > 0");
-    }
+    require(n_rows <= 65535, "cuda::attend: at most 65535 rows, got " + std::to_string(n_rows));
 }
 
 }  // namespace detail
@@ -281,7 +238,8 @@ template <class Scalar>
 void attend(const attention_shape& shape, const attention_row<Scalar>* rows, index_t n_rows,
             cudaStream_t stream = nullptr) {
     static_assert(is_supported_scalar<Scalar>, "attention inputs must be float, __half or __nv_bfloat16");
-    detail::validate_attention(shape, rows, n_rows);
+    detail::validate_attention_launch(shape, n_rows);
+    atman::detail::validate_attention_rows(rows, n_rows, "cuda::attend");
     index_t max_queries = 0;
     for (index_t r = 0; r < n_rows; ++r) max_queries = std::max(max_queries, rows[r].n_queries);
     if (max_queries == 0) return;
