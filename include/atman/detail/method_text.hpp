@@ -1,62 +1,13 @@
 #pragma once
-// UTF-8 scanning for segmentation (units.hpp): code points, Unicode white
-// space, and the boundaries a unit's byte range must respect.
+// Text scanning for segmentation (units.hpp): Unicode white space over the
+// code points of utf8.hpp.
 
 #include <string_view>
 
 #include "../config.hpp"
+#include "utf8.hpp"
 
 namespace atman::detail {
-
-struct code_point {
-    char32_t value = 0;  // U+FFFD for an ill-formed byte
-    index_t length = 1;  // bytes
-};
-
-inline bool is_continuation_byte(unsigned char byte) {
-    return (byte & 0xC0) == 0x80;
-}
-
-// True when a code point starts at `at` (or `at` is the end): cutting there splits nothing.
-inline bool is_code_point_boundary(std::string_view text, index_t at) {
-    return at <= 0 || at >= index_t(text.size()) ||
-           !is_continuation_byte(static_cast<unsigned char>(text[at]));
-}
-
-// The code point starting at text[at]. An ill-formed sequence yields U+FFFD of
-// length 1, so scanning never skips a byte and never stops.
-inline code_point decode_code_point(std::string_view text, index_t at) {
-    const auto byte = [&](index_t i) { return static_cast<unsigned char>(text[i]); };
-    const unsigned char lead = byte(at);
-    if (lead < 0x80) return {lead, 1};
-    index_t length = 0;
-    char32_t value = 0;
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        length = 2, value = lead & 0x1F;
-    } else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3, value = lead & 0x0F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4, value = lead & 0x07;
-    } else {
-        return {0xFFFD, 1};
-    }
-    if (at + length > index_t(text.size())) return {0xFFFD, 1};
-    for (index_t k = 1; k < length; ++k) {
-        if (!is_continuation_byte(byte(at + k))) return {0xFFFD, 1};
-        value = (value << 6) | (byte(at + k) & 0x3F);
-    }
-    return {value, length};
-}
-
-// True when text is well-formed enough that every cut between its code points is a boundary.
-inline bool is_valid_utf8(std::string_view text) {
-    for (index_t at = 0; at < index_t(text.size());) {
-        const code_point c = decode_code_point(text, at);
-        if (c.value == 0xFFFD && c.length == 1) return false;
-        at += c.length;
-    }
-    return true;
-}
 
 // Unicode White_Space.
 inline bool is_white_space(char32_t c) {
