@@ -9,39 +9,14 @@
 #include <string>
 #include <vector>
 
-#include "run_program.hpp"
+#include "support/default_model.hpp"
+#include "support/json_schema_check.hpp"
+#include "support/run_program.hpp"
 
 using nlohmann::json;
 using atman_test::run_program;
 
 namespace {
-
-// The schema's "required" and "type" keywords, recursively through
-// "properties" and "items": a loose reading of the schema, enough to notice a
-// missing or mistyped member.
-void check_required_and_types(const json& value, const json& schema, const std::string& path) {
-    if (schema.contains("type")) {
-        const std::string type = schema["type"];
-        const bool ok = type == "object"    ? value.is_object()
-                        : type == "array"   ? value.is_array()
-                        : type == "string"  ? value.is_string()
-                        : type == "boolean" ? value.is_boolean()
-                        : type == "integer" ? value.is_number_integer()
-                                            : type == "number" && value.is_number();
-        INFO(path << " should be of type " << type);
-        REQUIRE(ok);
-    }
-    for (const json& name : schema.value("required", json::array())) {
-        INFO(path << " lacks " << name);
-        CHECK(value.contains(name.get<std::string>()));
-    }
-    const json properties = schema.value("properties", json::object());
-    for (const auto& [name, member] : properties.items())
-        if (value.contains(name)) check_required_and_types(value[name], member, path + "." + name);
-    if (schema.contains("items"))
-        for (std::size_t i = 0; i < value.size(); ++i)
-            check_required_and_types(value[i], schema["items"], path + "[" + std::to_string(i) + "]");
-}
 
 const std::string capital_prompt = "What is the capital of France?";
 
@@ -76,9 +51,8 @@ TEST_CASE("atman-explain: --format json -o FILE satisfies the schema and names t
     REQUIRE(run.result.exit_code == 0);
     CHECK(run.result.out.empty());  // the JSON went to the file
     REQUIRE_FALSE(run.explanation.is_discarded());
-    std::ifstream schema_file(ATMAN_SCHEMA);
-    REQUIRE(schema_file);
-    check_required_and_types(run.explanation, json::parse(schema_file), "$");
+    for (const std::string& error : atman_test::schema_violations(run.explanation, atman_test::explanation_schema()))
+        FAIL_CHECK(error);
     CHECK(run.explanation.at("schema") == "atman.explanation/1");
     CHECK(run.explanation.at("target") == "Paris");
     const json& model = run.explanation.at("model");

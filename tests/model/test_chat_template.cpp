@@ -13,6 +13,7 @@
 #include "engine/chat_template.hpp"
 #include "engine/gguf.hpp"
 #include "engine/tokenizer.hpp"
+#include "support/default_model.hpp"
 
 using atman::engine::chat_template;
 using atman::engine::gguf_file;
@@ -22,12 +23,7 @@ using json = nlohmann::json;
 namespace {
 
 const gguf_file& smollm() {
-    static const gguf_file file = [] {
-        const char* path = std::getenv("ATMAN_MODEL");
-        if (path == nullptr || *path == '\0')
-            FAIL("ATMAN_MODEL is not set: run `export ATMAN_MODEL=$(scripts/fetch-model)` first");
-        return gguf_file::open(path);
-    }();
+    static const gguf_file file = gguf_file::open(atman_test::model_path());
     return file;
 }
 

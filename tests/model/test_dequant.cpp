@@ -14,6 +14,7 @@
 
 #include "engine/dequant.hpp"
 #include "engine/gguf.hpp"
+#include "support/default_model.hpp"
 
 using namespace atman::engine;
 using bytes = std::vector<std::uint8_t>;
@@ -62,13 +63,6 @@ std::ptrdiff_t first_bit_mismatch(const std::vector<float>& actual, const std::v
 }
 
 void put_half(bytes& block, std::size_t at, std::uint16_t half) { std::memcpy(block.data() + at, &half, 2); }
-
-std::string model_path() {
-    const char* path = std::getenv("ATMAN_MODEL");
-    if (!path || !*path)
-        FAIL("ATMAN_MODEL is not set: run scripts/fetch-model and export ATMAN_MODEL=<the path it prints>");
-    return path;
-}
 
 }  // namespace
 
@@ -187,7 +181,7 @@ TEST_CASE("dequant: unsupported types and bad sizes throw", "[dequant]") {
 
 TEST_CASE("dequant: the default model's tensors match gguf-py's checksums", "[dequant][model]") {
     const nlohmann::json fixture = load_fixture("dequant_model_checksums.json");
-    const gguf_file f = gguf_file::open(model_path());
+    const gguf_file f = gguf_file::open(atman_test::model_path());
     for (const nlohmann::json& expected : fixture.at("tensors")) {
         const std::string name = expected.at("name");
         DYNAMIC_SECTION(name) {

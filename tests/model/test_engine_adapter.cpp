@@ -15,6 +15,7 @@
 #include "engine/gguf.hpp"
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
+#include "support/default_model.hpp"
 
 using atman::index_t;
 using atman::manipulation_mode;
@@ -25,15 +26,8 @@ namespace {
 
 constexpr double ce_tolerance = 1e-4;
 
-const char* model_path() {
-    const char* path = std::getenv("ATMAN_MODEL");
-    if (path == nullptr || *path == '\0')
-        FAIL("ATMAN_MODEL is not set: run `export ATMAN_MODEL=$(scripts/fetch-model)`");
-    return path;
-}
-
 const llama_model& default_model() {
-    static const llama_model model = llama_model::load(atman::engine::gguf_file::open(model_path()));
+    static const llama_model model = llama_model::load(atman::engine::gguf_file::open(atman_test::model_path()));
     return model;
 }
 
@@ -186,7 +180,7 @@ TEST_CASE("input embeddings are the token embedding rows") {
     engine.input_embeddings(seq.view(), out.data());
 
     // Dequantise each row straight from the file's bytes (dims[0] = 576 contiguous).
-    const auto file = atman::engine::gguf_file::open(model_path());
+    const auto file = atman::engine::gguf_file::open(atman_test::model_path());
     const auto& embedding = file.tensor("token_embd.weight");
     const std::size_t row_bytes = embedding.n_bytes / static_cast<std::size_t>(embedding.rows());
     std::vector<float> row(static_cast<std::size_t>(dim));

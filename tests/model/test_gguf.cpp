@@ -13,6 +13,7 @@
 
 #include "engine/dequant.hpp"
 #include "engine/gguf.hpp"
+#include "support/default_model.hpp"
 
 using namespace atman::engine;
 using bytes = std::vector<std::uint8_t>;
@@ -156,13 +157,6 @@ std::string parse_error(const bytes& file) {
     }
     FAIL("no gguf_error for a malformed file");
     return {};
-}
-
-std::string model_path() {
-    const char* path = std::getenv("ATMAN_MODEL");
-    if (!path || !*path)
-        FAIL("ATMAN_MODEL is not set: run scripts/fetch-model and export ATMAN_MODEL=<the path it prints>");
-    return path;
 }
 
 }  // namespace
@@ -427,7 +421,7 @@ TEST_CASE("gguf: open names the path when the file cannot be read", "[gguf]") {
 }
 
 TEST_CASE("gguf: the default model's metadata", "[gguf][model]") {
-    const gguf_file f = gguf_file::open(model_path());
+    const gguf_file f = gguf_file::open(atman_test::model_path());
     CHECK(f.version() == 3);
     CHECK(f.keys().size() == 33);
     CHECK(f.alignment() == 32);
@@ -468,7 +462,7 @@ TEST_CASE("gguf: the default model's metadata", "[gguf][model]") {
 }
 
 TEST_CASE("gguf: the default model's tensors", "[gguf][model]") {
-    const gguf_file f = gguf_file::open(model_path());
+    const gguf_file f = gguf_file::open(atman_test::model_path());
     REQUIRE(f.tensors().size() == 272);
     std::map<ggml_type, int> per_type;
     for (const tensor_info& t : f.tensors()) ++per_type[t.type];

@@ -17,6 +17,7 @@
 #include "engine/gguf.hpp"
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
+#include "support/default_model.hpp"
 
 using atman::index_t;
 using atman::engine::llama_engine;
@@ -28,12 +29,7 @@ namespace {
 constexpr double logit_tolerance = 1e-3;
 
 const llama_model& default_model() {
-    static const llama_model model = [] {
-        const char* path = std::getenv("ATMAN_MODEL");
-        if (path == nullptr || *path == '\0')
-            FAIL("ATMAN_MODEL is not set: run `export ATMAN_MODEL=$(scripts/fetch-model)`");
-        return llama_model::load(atman::engine::gguf_file::open(path));
-    }();
+    static const llama_model model = llama_model::load(atman::engine::gguf_file::open(atman_test::model_path()));
     return model;
 }
 

@@ -17,6 +17,7 @@
 
 #include "engine/gguf.hpp"
 #include "engine/tokenizer.hpp"
+#include "support/default_model.hpp"
 
 using atman::engine::gguf_error;
 using atman::engine::gguf_file;
@@ -28,15 +29,8 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string model_path() {
-    const char* path = std::getenv("ATMAN_MODEL");
-    if (path == nullptr || *path == '\0')
-        FAIL("ATMAN_MODEL is not set: run `export ATMAN_MODEL=$(scripts/fetch-model)` first");
-    return path;
-}
-
 const tokenizer& smollm() {
-    static const auto instance = std::make_unique<tokenizer>(gguf_file::open(model_path()));
+    static const auto instance = std::make_unique<tokenizer>(gguf_file::open(atman_test::model_path()));
     return *instance;
 }
 
@@ -245,7 +239,7 @@ TEST_CASE("hard cases agree with llama.cpp, tile the text and round-trip", "[tok
 
 TEST_CASE("other pre-tokenizers on the same vocabulary agree with llama.cpp", "[tokenizer][model]") {
     const json expected = fixture("tokenizer_pre.json");
-    const auto file = gguf_file::open(model_path());
+    const auto file = gguf_file::open(atman_test::model_path());
     for (const auto& [name, cases] : expected["pre_tokenizers"].items()) {
         vocabulary v = vocabulary::from_gguf(file);
         v.pre_tokenizer = name;

@@ -11,7 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "run_program.hpp"
+#include "support/default_model.hpp"
+#include "support/run_program.hpp"
 
 using nlohmann::json;
 using atman_test::run_program;

@@ -11,12 +11,13 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <limits>
 #include <optional>
 #include <random>
 #include <string>
 #include <vector>
+
+#include "support/json_schema_check.hpp"
 
 #ifndef _WIN32
 #include <fcntl.h>
@@ -230,69 +231,19 @@ TEST_CASE("json: extra top-level members are written and checked") {
     CHECK_THROWS_AS(atman::to_json(e, options), atman::invalid_argument);
 }
 
-namespace {
-
-// The subset of JSON Schema (draft 7) that docs/atman.explanation.schema.json
-// uses; appends a message per violation.
-void validate(const json& value, const json& schema, const std::string& path, std::vector<std::string>& errors) {
-    const auto fail = [&](const std::string& what) { errors.push_back(path + ": " + what); };
-    if (schema.contains("type")) {
-        const std::string type = schema["type"];
-        const bool ok = type == "object"    ? value.is_object()
-                        : type == "array"   ? value.is_array()
-                        : type == "string"  ? value.is_string()
-                        : type == "boolean" ? value.is_boolean()
-                        : type == "integer" ? value.is_number_integer()
-                        : type == "number"  ? value.is_number()
-                                            : false;
-        if (!ok) return fail("is not of type " + type);
-    }
-    if (schema.contains("const") && value != schema["const"]) fail("differs from the const");
-    if (schema.contains("enum") &&
-        std::find(schema["enum"].begin(), schema["enum"].end(), value) == schema["enum"].end())
-        fail("is not in the enum");
-    if (schema.contains("minimum") && value.get<double>() < schema["minimum"].get<double>()) fail("below minimum");
-    if (schema.contains("maximum") && value.get<double>() > schema["maximum"].get<double>()) fail("above maximum");
-    if (schema.contains("minItems") && value.size() < schema["minItems"].get<std::size_t>()) fail("too few items");
-    if (schema.contains("maxItems") && value.size() > schema["maxItems"].get<std::size_t>()) fail("too many items");
-    for (const json& name : schema.value("required", json::array()))
-        if (!value.contains(name.get<std::string>())) fail("lacks required member " + name.get<std::string>());
-    const json properties = schema.value("properties", json::object());
-    for (const auto& [name, member_schema] : properties.items())
-        if (value.contains(name)) validate(value[name], member_schema, path + "." + name, errors);
-    if (schema.contains("items"))
-        for (std::size_t i = 0; i < value.size(); ++i)
-            validate(value[i], schema["items"], path + "[" + std::to_string(i) + "]", errors);
-}
-
-json load_schema() {
-    // docs/ sits two levels above this file (tests/unit/).
-    const std::string here = __FILE__;
-    const std::string root = here.substr(0, here.rfind("tests/unit/"));
-    std::ifstream file(root + "docs/atman.explanation.schema.json");
-    REQUIRE(file);
-    return json::parse(file);
-}
-
-}  // namespace
-
 TEST_CASE("json: the output satisfies docs/atman.explanation.schema.json") {
-    const json schema = load_schema();
+    const json schema = atman_test::explanation_schema();
     CHECK(schema.at("title") == "atman.explanation/1");
     atman::explanation e = sample_explanation();
     e.contrast = "London";
-    for (const atman::explanation& x : {e, atman::explanation{}}) {
-        std::vector<std::string> errors;
-        validate(json::parse(atman::to_json(x)), schema, "$", errors);
-        for (const std::string& error : errors) FAIL_CHECK(error);
-    }
+    for (const atman::explanation& x : {e, atman::explanation{}})
+        for (const std::string& error : atman_test::schema_violations(json::parse(atman::to_json(x)), schema))
+            FAIL_CHECK(error);
     // The validator is not vacuous: a document without units or with a bad mode fails.
     json broken = json::parse(atman::to_json(e));
     broken.erase("units");
     broken["config"]["mode"] = "additive";
-    std::vector<std::string> errors;
-    validate(broken, schema, "$", errors);
-    CHECK(errors.size() == 2);
+    CHECK(atman_test::schema_violations(broken, schema).size() == 2);
 }
 
 namespace {

@@ -2,8 +2,6 @@
 // Runs a program the way a user does, through the shell, for the tests of
 // the command-line programs: exit code, stdout and stderr, and scratch files.
 
-#include <catch2/catch.hpp>
-
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -69,13 +67,6 @@ inline program_result run_program(const std::string& program, const std::vector<
     result.out = read_text(dir / "out");
     result.err = read_text(dir / "err");
     return result;
-}
-
-inline std::string model_path() {
-    const char* path = std::getenv("ATMAN_MODEL");
-    if (path == nullptr || *path == '\0')
-        FAIL("ATMAN_MODEL is not set: run `export ATMAN_MODEL=$(scripts/fetch-model)` first");
-    return path;
 }
 
 }  // namespace atman_test
