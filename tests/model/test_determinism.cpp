@@ -7,7 +7,6 @@
 #include <omp.h>
 
 #include <cmath>
-#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "engine/llama_model.hpp"
 #include "engine/prompt.hpp"
 #include "engine/tokenizer.hpp"
+#include "support/default_model.hpp"
 
 namespace eng = atman::engine;
 using atman::index_t;
@@ -38,9 +38,7 @@ struct default_model {
 };
 
 const default_model& model() {
-    const char* path = std::getenv("ATMAN_MODEL");
-    if (path == nullptr || *path == '\0') FAIL("ATMAN_MODEL is not set: run `export ATMAN_MODEL=$(scripts/fetch-model)`");
-    static const default_model m(path);
+    static const default_model m(atman_test::model_path());
     return m;
 }
 

@@ -45,16 +45,13 @@ json explain_with(const std::string& program, std::vector<std::string> args, con
 
 }  // namespace
 
-// Each score is the difference of two cross-entropies the engine computes in
-// float32; its sums round differently from process to process (vectorised
-// loops start at different memory alignments), by about 1e-6 of the CE. So
-// scores must agree to 1e-5 relative to the cross-entropies they come from.
+// The engine's results do not depend on the batch or thread count
+// (tests/model/test_determinism.cpp), so every shard's scores are one
+// process's, within the 1e-5.
 TEST_CASE("atman-explain-mpi: 1, 2 and 3 ranks give atman-explain's explanation") {
     const atman_test::scratch_dir dir("atman-mpi-explain");
     const json single = explain_with(ATMAN_EXPLAIN, {}, (dir / "single.json").string());
-    double ce_scale = 1;
-    for (const json& t : single.at("target_tokens")) ce_scale += std::abs(t.at("base_ce").get<double>());
-    const double tolerance = 1e-5 * 2 * ce_scale;
+    const double tolerance = 1e-5;
     const json& units = single.at("units");
     REQUIRE(units.size() == 9);
 
