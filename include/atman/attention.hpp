@@ -6,7 +6,7 @@
 // For query position q and key j <= q: S_qj = scale * (q_q . k_j), the key
 // factors manipulate S_q (manipulation.hpp), then softmax over j <= q and the
 // weighted sum of the values. Working memory: one query tile x T score buffer
-// per thread plus one T-vector of key coefficients per row. The descriptors
+// per thread plus the list of each row's manipulated keys. The descriptors
 // (attention_shape, attention_row) are in attention_types.hpp.
 
 #include <cmath>
@@ -50,29 +50,38 @@ void attend(const attention_shape& shape, const attention_row<Scalar>* rows, ind
         Scalar(shape.scale == 0 ? 1 / std::sqrt(double(shape.head_dim)) : shape.scale);
     const index_t group_size = shape.n_head / shape.n_kv_head;
 
-    // Key coefficients once per row (keys a query of the row can see), shared by all heads.
-    std::vector<index_t> coefficient_offset(n_rows + 1, 0);
+    // Each row's manipulated keys (factor != 1, among those its queries can
+    // see) with their coefficients, once per row, shared by all heads; rows
+    // with many also get every key's coefficient (detail::manipulated_keys).
+    std::vector<index_t> keys_offset(n_rows + 1, 0), key_index, dense_offset(n_rows, -1);
+    std::vector<Scalar> key_coefficient, dense_coefficient;
     for (index_t r = 0; r < n_rows; ++r) {
-        const index_t used = rows[r].key_factors ? rows[r].q_begin + rows[r].n_queries : 0;
-        coefficient_offset[r + 1] = coefficient_offset[r] + used;
+        const attention_row<Scalar>& row = rows[r];
+        const index_t n_keys = row.key_factors != nullptr ? row.q_begin + row.n_queries : 0;
+        for (index_t j = 0; j < n_keys; ++j) {
+            if (row.key_factors[j] == 1.0f) continue;
+            key_index.push_back(j);
+            key_coefficient.push_back(detail::key_coefficient<Scalar>(row.mode, row.key_factors[j]));
+        }
+        keys_offset[r + 1] = index_t(key_index.size());
+        if ((keys_offset[r + 1] - keys_offset[r]) * detail::sparse_keys_divisor > n_keys) {
+            dense_offset[r] = index_t(dense_coefficient.size());
+            for (index_t j = 0; j < n_keys; ++j)
+                dense_coefficient.push_back(detail::key_coefficient<Scalar>(row.mode, row.key_factors[j]));
+        }
     }
-    std::vector<Scalar> coefficients(coefficient_offset[n_rows]);
     const index_t n_tasks = n_rows * shape.n_kv_head;
+    const auto keys_of_row = [&](index_t r) {
+        const index_t first = keys_offset[r];
+        return detail::manipulated_keys<Scalar>{
+            key_index.data() + first, key_coefficient.data() + first, keys_offset[r + 1] - first,
+            dense_offset[r] >= 0 ? dense_coefficient.data() + dense_offset[r] : nullptr};
+    };
 
 #ifdef _OPENMP
 #pragma omp parallel
 #endif
     {
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-        for (index_t r = 0; r < n_rows; ++r) {
-            for (index_t j = coefficient_offset[r]; j < coefficient_offset[r + 1]; ++j) {
-                coefficients[j] = detail::key_coefficient<Scalar>(
-                    rows[r].mode, rows[r].key_factors[j - coefficient_offset[r]]);
-            }
-        }
-
         detail::attention_workspace<Scalar> work;
 #ifdef _OPENMP
 #pragma omp for schedule(dynamic)
@@ -92,8 +101,7 @@ void attend(const attention_shape& shape, const attention_row<Scalar>* rows, ind
                 {row.q + first_head * row.q_head_stride, row.q_pos_stride, row.q_head_stride},
                 row.q_begin, row.n_queries, group_size, shape.head_dim, scale, key_view(row.prefix),
                 key_view(row.own),
-                row.key_factors ? coefficients.data() + coefficient_offset[task / shape.n_kv_head]
-                                : nullptr,
+                keys_of_row(task / shape.n_kv_head),
                 row.mode,
                 {row.out + first_head * row.out_head_stride, row.out_pos_stride,
                  row.out_head_stride},

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <limits>
+#include <tuple>
+#include <utility>
 
 #include "../config.hpp"
 #include "../manipulation.hpp"
@@ -49,11 +51,39 @@ struct kv_head_view {
 // L1 for the step's second operation, so memory sees each row once per step.
 inline constexpr index_t score_chunk = 256;
 
-// Manipulates scores[0..n) in place (coefficients: key_coefficient per key) and
-// returns the largest manipulated score.
+// The keys of one row whose factor is not 1, ascending, with their
+// key_coefficient. A perturbation touches a few keys, so manipulating only
+// these costs next to nothing beside the row's softmax; every other key's
+// score is its plain score, exactly as the dense formula gives for phi = 1.
+// A row with many such keys also has every key's coefficient (`dense`), and
+// is manipulated with vector operations instead.
 template <class Scalar>
-Scalar manipulate_and_max(manipulation_mode mode, Scalar* scores, const Scalar* coefficients,
-                          index_t n) {
+struct manipulated_keys {
+    const index_t* index = nullptr;
+    const Scalar* coefficient = nullptr;
+    index_t count = 0;
+    const Scalar* dense = nullptr;
+};
+
+// Above this share of manipulated keys, a row is manipulated densely.
+inline constexpr index_t sparse_keys_divisor = 16;
+
+// Smallest and largest of scores[0..n), a cache-sized chunk at a time.
+template <class Scalar>
+std::pair<Scalar, Scalar> row_min_max(const Scalar* scores, index_t n) {
+    Scalar low = std::numeric_limits<Scalar>::infinity(), high = -low;
+    for (index_t first = 0; first < n; first += score_chunk) {
+        const_row_array_map<Scalar> chunk(scores + first, std::min(score_chunk, n - first));
+        low = std::min(low, chunk.minCoeff());
+        high = std::max(high, chunk.maxCoeff());
+    }
+    return {low, high};
+}
+
+// The dense form of manipulate_and_max: every visible key, a chunk at a time.
+template <class Scalar>
+Scalar manipulate_all_and_max(manipulation_mode mode, Scalar* scores, const Scalar* coefficients,
+                              index_t n) {
     const Scalar row_min = manipulation_row_min(mode, const_row_array_map<Scalar>(scores, n));
     Scalar row_max = -std::numeric_limits<Scalar>::infinity();
     for (index_t first = 0; first < n; first += score_chunk) {
@@ -64,6 +94,36 @@ Scalar manipulate_and_max(manipulation_mode mode, Scalar* scores, const Scalar* 
         row_max = std::max(row_max, chunk.maxCoeff());
     }
     return row_max;
+}
+
+// Manipulates the visible scores[0..n) in place and returns the largest
+// manipulated score: one pass for the plain maximum (and the multiplicative
+// minimum), then only the manipulated keys. A row whose maximum sat on a
+// manipulated key takes one more pass for the new maximum.
+template <class Scalar>
+Scalar manipulate_and_max(manipulation_mode mode, Scalar* scores, index_t n,
+                          const manipulated_keys<Scalar>& keys) {
+    const index_t visible =
+        index_t(std::lower_bound(keys.index, keys.index + keys.count, n) - keys.index);
+    if (visible == 0) return const_row_array_map<Scalar>(scores, n).maxCoeff();
+    if (keys.dense != nullptr) return manipulate_all_and_max(mode, scores, keys.dense, n);
+    Scalar row_min = 0, row_max = 0;
+    if (mode == manipulation_mode::multiplicative) {
+        std::tie(row_min, row_max) = row_min_max(scores, n);
+    } else {
+        row_max = const_row_array_map<Scalar>(scores, n).maxCoeff();
+    }
+    bool lost_maximum = false;
+    Scalar manipulated_max = -std::numeric_limits<Scalar>::infinity();
+    for (index_t k = 0; k < visible; ++k) {
+        Scalar& score = scores[keys.index[k]];
+        lost_maximum = lost_maximum || score == row_max;
+        const Scalar c = keys.coefficient[k];
+        score = mode == manipulation_mode::multiplicative ? score + c * (score - row_min) : score + c;
+        manipulated_max = std::max(manipulated_max, score);
+    }
+    if (lost_maximum) return const_row_array_map<Scalar>(scores, n).maxCoeff();
+    return std::max(row_max, manipulated_max);
 }
 
 // Overwrites scores[0..n) with exp(score - shift) and returns their sum.
@@ -96,12 +156,12 @@ struct attention_workspace {
 
 // One head group's causal attention over the keys prefix ++ own.
 // Query i sits at position q_begin + i and sees keys 0..q_begin + i.
-// coefficients: key_coefficient(mode, phi_j) per key, or nullptr for plain attention.
+// keys: the row's manipulated keys (none: plain attention).
 template <class Scalar>
 void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin, index_t n_queries,
                        index_t group_size, index_t head_dim, Scalar scale,
                        const kv_head_view<Scalar>& prefix, const kv_head_view<Scalar>& own,
-                       const Scalar* coefficients, manipulation_mode mode,
+                       const manipulated_keys<Scalar>& keys, manipulation_mode mode,
                        head_group_view<Scalar*> out, attention_workspace<Scalar>& work) {
     using vector_map = Eigen::Map<const Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
     using out_map = Eigen::Map<Eigen::Matrix<Scalar, 1, Eigen::Dynamic>>;
@@ -145,10 +205,7 @@ void attend_head_group(head_group_view<const Scalar*> queries, index_t q_begin, 
         for (index_t row = 0; row < rows; ++row) {
             const index_t n_visible = q_begin + first + row / group_size + 1;
             Scalar* const visible = &scores(row, 0);
-            const Scalar row_max =
-                coefficients == nullptr
-                    ? const_row_array_map<Scalar>(visible, n_visible).maxCoeff()
-                    : manipulate_and_max(mode, visible, coefficients, n_visible);
+            const Scalar row_max = manipulate_and_max(mode, visible, n_visible, keys);
             work.row_sums(row) = exponentiate_and_sum(visible, n_visible, row_max);
             scores.row(row).tail(n_keys - n_visible).setZero();
         }
