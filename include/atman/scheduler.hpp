@@ -39,9 +39,10 @@ namespace atman {
 // The automatic budget, when config leaves both bounds at 0: batches of about
 // default_batch_token_rows recomputed positions. An engine's costs per pass
 // (packing the weights for each GEMM, handing work to threads) are then spread
-// over enough positions that larger batches gain little, and the activations
-// stay small next to the weights (docs/performance.md has the measurements).
-inline constexpr index_t default_batch_token_rows = 2048;
+// over enough positions, and a batch's activations still fit the cache next
+// to the weights' panels. On the reference engine a 2048 budget ran at 0.72x
+// the best fixed batch size, 1024 at 0.93x (docs/performance.md).
+inline constexpr index_t default_batch_token_rows = 1024;
 // The row bound when config.max_batch_rows is 0: each row carries a T-long
 // factor vector and its own attention tasks.
 inline constexpr index_t default_max_batch_rows = 64;

@@ -45,9 +45,9 @@ json explain_with(const std::string& program, std::vector<std::string> args, con
 
 }  // namespace
 
-// The engine's results do not depend on the batch or thread count
-// (tests/model/test_determinism.cpp), so every shard's scores are one
-// process's, within the 1e-5.
+// Below the engine's row-block size (this prompt's batches are) its results
+// do not depend on the batch or thread count (tests/model/test_determinism.cpp),
+// so every shard's scores are one process's, within the 1e-5.
 TEST_CASE("atman-explain-mpi: 1, 2 and 3 ranks give atman-explain's explanation") {
     const atman_test::scratch_dir dir("atman-mpi-explain");
     const json single = explain_with(ATMAN_EXPLAIN, {}, (dir / "single.json").string());
