@@ -236,11 +236,13 @@ TEST_CASE("the scheduler rejects bad input") {
 TEST_CASE("the automatic budget batches by recomputed token-rows, not by rows") {
     std::vector<std::vector<index_t>> groups;
     for (index_t i = 0; i < 200; ++i) groups.push_back({i});
-    const index_t length = 1000;
-    const atman::plan p = atman::make_plan(units_at(groups), {length, 999, nullptr}, atman::config{});
+    const index_t length = 500;
+    const atman::plan p = atman::make_plan(units_at(groups), {length, length - 1, nullptr}, atman::config{});
     check_budget(p);
-    // Rows near the start recompute ~1000 positions each, so those batches hold
-    // 2 rows; the budget alone limits them, far below the row bound.
-    CHECK(p.batches.front().end - p.batches.front().begin == 2);
+    // Rows near the start recompute ~500 positions each, so the first batch
+    // holds as many as the token-row budget allows, far below the row bound.
+    const index_t first_rows = atman::default_batch_token_rows / length;
+    REQUIRE(first_rows < atman::default_max_batch_rows);
+    CHECK(p.batches.front().end - p.batches.front().begin == first_rows);
     for (const atman::batch& b : p.batches) CHECK(b.token_rows <= atman::default_batch_token_rows);
 }
