@@ -13,6 +13,13 @@ namespace {
 
 // Rows of the LM head computed at once: bounds the logits buffer (rows x n_vocab).
 constexpr index_t logits_chunk_rows = 64;
+// Eigen's GEMM takes the positions (its columns here) in register blocks of 4
+// and the rest one by one; for output features past the last full register
+// panel of 48 (the vocabulary panels below end in one) the two sum in different
+// orders. The LM head therefore always gets a multiple of 4 positions, zero rows
+// padding the last ones: a position's logits must not depend on how many
+// positions share its chunk, i.e. on the batch.
+constexpr index_t gemm_column_block = 4;
 // Positions per block of the position-wise work (norms, projections, MLP),
 // about: the weights are packed anew for every block's GEMM, which costs ~25%
 // at 64 rows and little from 256 on.
@@ -481,18 +488,21 @@ void llama_engine::for_each_logits_chunk(const std::vector<index_t>& hidden_rows
     const llama_hparams& hp = model_.hparams();
     const auto total = static_cast<index_t>(hidden_rows.size());
     const index_t chunk_rows = std::min(total, logits_chunk_rows);
+    const index_t buffer_rows = (chunk_rows + gemm_column_block - 1) / gemm_column_block * gemm_column_block;
     const auto x = hidden();
-    Eigen::Map<matrix_rm> normed(grown(normed_, chunk_rows * hp.n_embd), chunk_rows, hp.n_embd);
-    Eigen::Map<matrix_rm> logits(grown(logits_, chunk_rows * hp.n_vocab), chunk_rows, hp.n_vocab);
+    Eigen::Map<matrix_rm> normed(grown(normed_, buffer_rows * hp.n_embd), buffer_rows, hp.n_embd);
+    Eigen::Map<matrix_rm> logits(grown(logits_, buffer_rows * hp.n_vocab), buffer_rows, hp.n_vocab);
     for (index_t first = 0; first < total; first += chunk_rows) {
         const index_t count = std::min(chunk_rows, total - first);
+        const index_t padded = (count + gemm_column_block - 1) / gemm_column_block * gemm_column_block;
         for (index_t k = 0; k < count; ++k)
             rms_norm_row(&x(hidden_rows[first + k], 0), model_.output_norm(), hp.rms_eps, &normed(k, 0));
+        normed.middleRows(count, padded - count).setZero();
         // In panels of the vocabulary, one thread each, for the reason given in run_layers.
 #pragma omp parallel for schedule(dynamic, 1)
         for (index_t panel = 0; panel < hp.n_vocab; panel += vocab_panel) {
             const index_t width = std::min(vocab_panel, hp.n_vocab - panel);
-            multiply_transposed(logits.topRows(count).middleCols(panel, width), normed.topRows(count),
+            multiply_transposed(logits.topRows(padded).middleCols(panel, width), normed.topRows(padded),
                                 model_.lm_head().middleRows(panel, width), false);
         }
         consume(first, count, logits.data());

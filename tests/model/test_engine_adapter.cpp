@@ -155,6 +155,42 @@ TEST_CASE("a batch of many positions (split into row blocks) equals its rows alo
     }
 }
 
+// Stronger than the tolerance above: where a row sits in its batch changes no
+// bit of its CE (tests/model/test_determinism.cpp relies on it). Rows of a
+// 300-token sequence stacked after longer ones; without the attention kernel's
+// padded score rows the CE differed by 3e-6, without the LM head's padded
+// positions by 6e-9.
+TEST_CASE("a row's CE is bit-identical alone and stacked after other rows") {
+    llama_engine engine(default_model());
+    const index_t T = 300, n_targets = 3;
+    std::vector<std::int32_t> tokens;
+    for (index_t i = 0; i < T; ++i) tokens.push_back(static_cast<std::int32_t>(100 + (i * 37) % 5000));
+    const std::vector<std::int32_t> targets(tokens.end() - n_targets + 1, tokens.end());
+    std::vector<std::int32_t> shifted = targets;
+    shifted.push_back(504);
+    const atman::sequence_view seq{tokens.data(), T, T - n_targets, shifted.data(), n_targets};
+    std::vector<double> base(static_cast<std::size_t>(n_targets));
+    engine.base_pass(seq, base.data());
+
+    std::vector<perturbation> rows;
+    for (index_t p : {50, 100, 150, 200}) rows.push_back({T, {p}, 0.1f});
+    const auto pass = [&](const std::vector<std::size_t>& which) {
+        std::vector<atman::row_view> views;
+        for (std::size_t r : which) views.push_back({rows[r].first_affected, rows[r].factors.data()});
+        std::vector<double> ce(which.size() * static_cast<std::size_t>(n_targets));
+        engine.perturbed_pass(seq, {manipulation_mode::multiplicative, views.data(), index_t(views.size())},
+                              ce.data());
+        return ce;
+    };
+    const std::vector<double> stacked = pass({0, 1, 2, 3});
+    for (std::size_t r = 0; r < rows.size(); ++r) {
+        INFO("row " << r);
+        const std::vector<double> alone = pass({r});
+        for (std::size_t t = 0; t < alone.size(); ++t)
+            CHECK(stacked[r * alone.size() + t] == alone[t]);
+    }
+}
+
 TEST_CASE("phi = 1 everywhere gives the base CE") {
     llama_engine engine(default_model());
     const test_sequence seq;

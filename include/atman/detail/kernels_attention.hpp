@@ -138,6 +138,17 @@ Scalar exponentiate_and_sum(Scalar* scores, index_t n, Scalar shift) {
     return sum;
 }
 
+// Eigen's vectorised sums peel elements up to the first aligned address, so
+// the rounding of a row's softmax sum depends on where the row starts. Score
+// rows are therefore as wide as a multiple of the largest alignment: each then
+// starts aligned, whatever width the buffer has grown to (the widest row seen
+// so far, which depends on the batch and the order the threads took the work).
+template <class Scalar>
+index_t padded_width(index_t n) {
+    constexpr index_t multiple = std::max<index_t>(1, EIGEN_MAX_ALIGN_BYTES / index_t(sizeof(Scalar)));
+    return (n + multiple - 1) / multiple * multiple;
+}
+
 template <class Scalar>
 struct attention_workspace {
     row_major_matrix<Scalar> queries, scores, outputs;
@@ -148,7 +159,7 @@ struct attention_workspace {
         if (outputs.rows() < rows || outputs.cols() != head_dim) outputs.resize(rows, head_dim);
         if (scores.rows() < rows || scores.cols() < keys) {
             scores.resize(std::max<index_t>(rows, scores.rows()),
-                          std::max(keys, index_t(scores.cols())));
+                          std::max(padded_width<Scalar>(keys), index_t(scores.cols())));
         }
         if (row_sums.size() < rows) row_sums.resize(rows);
     }
