@@ -36,46 +36,27 @@ float* grown(aligned_floats& buffer, index_t size) {
     return buffer.data();
 }
 
-// out = in * weights^T (+ out when accumulate), on the calling thread. Eigen
-// gives a single row to its matrix-vector kernel, which sums in another order
-// than its matrix-matrix kernel (1e-5 apart in the logits): a position's result
-// would then depend on how many positions share the product, i.e. on the batch.
-// A lone row therefore goes through the matrix-matrix kernel beside a copy.
-template <class Out, class In, class Weights>
-void multiply_transposed(Out&& out, const In& in, const Weights& weights, bool accumulate) {
-    if (in.rows() != 1) {
-        if (accumulate) out.noalias() += in * weights.transpose();
-        else out.noalias() = in * weights.transpose();
-        return;
-    }
-    const matrix_rm pair = in.replicate(2, 1);
-    matrix_rm result = accumulate ? matrix_rm(out.replicate(2, 1)) : matrix_rm::Zero(2, out.cols());
-    result.noalias() += pair * weights.transpose();
-    out = result.topRows(1);
-}
-
-// Output features per panel are a multiple of this: Eigen's GEMM takes weight
-// rows in register panels of up to 48 (AVX-512; 24 with AVX2), and a panel cut
-// elsewhere would change the summation order of some features with the thread count.
-constexpr index_t feature_panel_multiple = 48;
-
 // out = in * weight^T (+ out when accumulate). Inside a parallel region the
 // calling thread computes it alone; outside, the threads share it by panels of
-// output features, so that each packs only its part of the weights.
+// output features (whole register panels of the packed weight), so that each
+// reads only its part of the weights.
 template <class Out, class In>
-void project(Out&& out, const In& in, const matrix_rm& weight, bool accumulate) {
+void project(Out&& out, const In& in, const packed_weight& weight, bool accumulate) {
+    const auto multiply = [&](index_t first, index_t count) {
+        weight.multiply(&out(0, first), out.outerStride(), in.data(), in.outerStride(), in.rows(), first, count,
+                        accumulate);
+    };
     if (omp_in_parallel()) {
-        multiply_transposed(out, in, weight, accumulate);
+        multiply(0, weight.rows());
         return;
     }
     const index_t n_panels = 2 * omp_get_max_threads();
-    const index_t step = n_panels * feature_panel_multiple;
-    const index_t width = (weight.rows() + step - 1) / step * feature_panel_multiple;
+    const index_t step = n_panels * packed_weight::row_block();
+    const index_t width = (weight.rows() + step - 1) / step * packed_weight::row_block();
 #pragma omp parallel for schedule(dynamic, 1)
     for (index_t panel = 0; panel < n_panels; ++panel) {
         const index_t first = panel * width, count = std::min(width, weight.rows() - first);
-        if (count <= 0) continue;
-        multiply_transposed(out.middleCols(first, count), in, weight.middleRows(first, count), accumulate);
+        if (count > 0) multiply(first, count);
     }
 }
 
@@ -502,8 +483,8 @@ void llama_engine::for_each_logits_chunk(const std::vector<index_t>& hidden_rows
 #pragma omp parallel for schedule(dynamic, 1)
         for (index_t panel = 0; panel < hp.n_vocab; panel += vocab_panel) {
             const index_t width = std::min(vocab_panel, hp.n_vocab - panel);
-            multiply_transposed(logits.topRows(padded).middleCols(panel, width), normed.topRows(padded),
-                                model_.lm_head().middleRows(panel, width), false);
+            logits.topRows(padded).middleCols(panel, width).noalias() =
+                normed.topRows(padded) * model_.lm_head().middleRows(panel, width).transpose();
         }
         consume(first, count, logits.data());
     }

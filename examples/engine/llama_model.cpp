@@ -4,6 +4,7 @@
 #include <exception>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "engine/dequant.hpp"
 
@@ -32,6 +33,23 @@ index_t optional_count(const gguf_file& file, const std::string& key, index_t fa
     return file.has(key) ? positive_count(file, key) : fallback;
 }
 
+// body(i) for i in [0, n) on the OpenMP threads. An exception must not leave
+// the parallel region: the first one is rethrown after it.
+template <class Body>
+void parallel_for(index_t n, Body&& body) {
+    std::exception_ptr failure;
+#pragma omp parallel for schedule(dynamic)
+    for (index_t i = 0; i < n; ++i) {
+        try {
+            body(i);
+        } catch (...) {
+#pragma omp critical(atman_llama_load_failure)
+            if (!failure) failure = std::current_exception();
+        }
+    }
+    if (failure) std::rethrow_exception(failure);
+}
+
 // One tensor to dequantise into its place in a weight matrix, once all are validated.
 struct dequant_job {
     const tensor_info* tensor;
@@ -56,19 +74,10 @@ public:
 
     // Dequantises all scheduled tensors, in parallel; rethrows the first failure.
     void run() const {
-        std::exception_ptr failure;
-        const auto n_jobs = static_cast<index_t>(jobs_.size());
-#pragma omp parallel for schedule(dynamic)
-        for (index_t i = 0; i < n_jobs; ++i) {
+        parallel_for(static_cast<index_t>(jobs_.size()), [&](index_t i) {
             const dequant_job& job = jobs_[static_cast<std::size_t>(i)];
-            try {
-                dequantize(job.tensor->type, job.tensor->data, job.tensor->n_elements, job.destination);
-            } catch (...) {
-#pragma omp critical(atman_llama_load_failure)
-                if (!failure) failure = std::current_exception();
-            }
-        }
-        if (failure) std::rethrow_exception(failure);
+            dequantize(job.tensor->type, job.tensor->data, job.tensor->n_elements, job.destination);
+        });
     }
 
     std::int64_t parameter_count() const { return parameter_count_; }
@@ -164,27 +173,48 @@ llama_model llama_model::load(const gguf_file& file) {
         loader.add("output.weight", {embd, vocab}, model.output_.data());
     }
 
+    // Each layer's matrices are dequantised in place, then packed, a matrix per
+    // thread, each freed once packed: the peak stays a few matrices above the weights.
+    struct layer_matrices {
+        matrix_rm qkv, attn_output, gate_up, ffn_down;
+    };
+    std::vector<layer_matrices> loaded(static_cast<std::size_t>(hp.n_layer));
     model.layers_.resize(static_cast<std::size_t>(hp.n_layer));
     for (index_t i = 0; i < hp.n_layer; ++i) {
         llama_layer& layer = model.layers_[static_cast<std::size_t>(i)];
+        layer_matrices& m = loaded[static_cast<std::size_t>(i)];
         const std::string prefix = "blk." + std::to_string(i) + ".";
         layer.attn_norm.resize(embd);
-        layer.qkv.resize(q_dim + 2 * kv_dim, embd);
-        layer.attn_output.resize(embd, q_dim);
+        m.qkv.resize(q_dim + 2 * kv_dim, embd);
+        m.attn_output.resize(embd, q_dim);
         layer.ffn_norm.resize(embd);
-        layer.gate_up.resize(2 * ff, embd);
-        layer.ffn_down.resize(embd, ff);
+        m.gate_up.resize(2 * ff, embd);
+        m.ffn_down.resize(embd, ff);
         loader.add(prefix + "attn_norm.weight", {embd}, layer.attn_norm.data());
-        loader.add(prefix + "attn_q.weight", {embd, q_dim}, layer.qkv.data());
-        loader.add(prefix + "attn_k.weight", {embd, kv_dim}, layer.qkv.row(q_dim).data());
-        loader.add(prefix + "attn_v.weight", {embd, kv_dim}, layer.qkv.row(q_dim + kv_dim).data());
-        loader.add(prefix + "attn_output.weight", {q_dim, embd}, layer.attn_output.data());
+        loader.add(prefix + "attn_q.weight", {embd, q_dim}, m.qkv.data());
+        loader.add(prefix + "attn_k.weight", {embd, kv_dim}, m.qkv.row(q_dim).data());
+        loader.add(prefix + "attn_v.weight", {embd, kv_dim}, m.qkv.row(q_dim + kv_dim).data());
+        loader.add(prefix + "attn_output.weight", {q_dim, embd}, m.attn_output.data());
         loader.add(prefix + "ffn_norm.weight", {embd}, layer.ffn_norm.data());
-        loader.add(prefix + "ffn_gate.weight", {embd, ff}, layer.gate_up.data());
-        loader.add(prefix + "ffn_up.weight", {embd, ff}, layer.gate_up.row(ff).data());
-        loader.add(prefix + "ffn_down.weight", {ff, embd}, layer.ffn_down.data());
+        loader.add(prefix + "ffn_gate.weight", {embd, ff}, m.gate_up.data());
+        loader.add(prefix + "ffn_up.weight", {embd, ff}, m.gate_up.row(ff).data());
+        loader.add(prefix + "ffn_down.weight", {ff, embd}, m.ffn_down.data());
     }
     loader.run();
+    std::vector<std::pair<matrix_rm*, packed_weight*>> to_pack;
+    for (std::size_t i = 0; i < loaded.size(); ++i) {
+        llama_layer& layer = model.layers_[i];
+        layer_matrices& m = loaded[i];
+        to_pack.insert(to_pack.end(), {{&m.qkv, &layer.qkv},
+                                       {&m.attn_output, &layer.attn_output},
+                                       {&m.gate_up, &layer.gate_up},
+                                       {&m.ffn_down, &layer.ffn_down}});
+    }
+    parallel_for(static_cast<index_t>(to_pack.size()), [&](index_t i) {
+        auto [matrix, packed] = to_pack[static_cast<std::size_t>(i)];
+        *packed = packed_weight(*matrix);
+        *matrix = matrix_rm();
+    });
     model.parameter_count_ = loader.parameter_count();
     return model;
 }

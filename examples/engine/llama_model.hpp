@@ -1,8 +1,9 @@
 #pragma once
 // A Llama-family model loaded from GGUF: hyperparameters and float32 weights.
 //
-// Weights are dequantised once at load into row-major (out x in) matrices so
-// that a projection of all positions of a batch is one GEMM X * W^T. The
+// Weights are dequantised once at load into (out x in) matrices so that a
+// projection of all positions of a batch is one GEMM X * W^T; the layers'
+// matrices are then packed for the GEMM kernel (packed_weight.hpp). The
 // attention projections Q, K, V are stacked into one matrix, and so are the
 // MLP's gate and up projections: one GEMM each instead of three and two.
 
@@ -15,6 +16,7 @@
 #include <atman/config.hpp>
 
 #include "engine/gguf.hpp"
+#include "engine/packed_weight.hpp"
 
 namespace atman::engine {
 
@@ -27,15 +29,13 @@ struct llama_hparams {
     index_t kv_dim() const { return n_kv_head * head_dim; }
 };
 
-using matrix_rm = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
 struct llama_layer {
     Eigen::VectorXf attn_norm;   // n_embd
-    matrix_rm qkv;               // (q_dim + 2 kv_dim) x n_embd: rows of Q, then K, then V
-    matrix_rm attn_output;       // n_embd x q_dim
+    packed_weight qkv;           // (q_dim + 2 kv_dim) x n_embd: rows of Q, then K, then V
+    packed_weight attn_output;   // n_embd x q_dim
     Eigen::VectorXf ffn_norm;    // n_embd
-    matrix_rm gate_up;           // 2 n_ff x n_embd: rows of gate, then up
-    matrix_rm ffn_down;          // n_embd x n_ff
+    packed_weight gate_up;       // 2 n_ff x n_embd: rows of gate, then up
+    packed_weight ffn_down;      // n_embd x n_ff
 };
 
 // Immutable after load; one model can serve any number of engines and threads.
