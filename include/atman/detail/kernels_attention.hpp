@@ -68,14 +68,26 @@ struct manipulated_keys {
 // Above this share of manipulated keys, a row is manipulated densely.
 inline constexpr index_t sparse_keys_divisor = 16;
 
-// Smallest and largest of scores[0..n), a cache-sized chunk at a time.
+// Smallest and largest of scores[0..n) in one pass: a block of 16 running
+// minima and maxima (a vector register or two), then the leftover scores.
 template <class Scalar>
 std::pair<Scalar, Scalar> row_min_max(const Scalar* scores, index_t n) {
+    using block = Eigen::Array<Scalar, 16, 1>;
     Scalar low = std::numeric_limits<Scalar>::infinity(), high = -low;
-    for (index_t first = 0; first < n; first += score_chunk) {
-        const_row_array_map<Scalar> chunk(scores + first, std::min(score_chunk, n - first));
-        low = std::min(low, chunk.minCoeff());
-        high = std::max(high, chunk.maxCoeff());
+    index_t i = 0;
+    if (n >= 16) {
+        block lows = Eigen::Map<const block>(scores), highs = lows;
+        for (i = 16; i + 16 <= n; i += 16) {
+            const Eigen::Map<const block> next(scores + i);
+            lows = lows.min(next);
+            highs = highs.max(next);
+        }
+        low = lows.minCoeff();
+        high = highs.maxCoeff();
+    }
+    for (; i < n; ++i) {
+        low = std::min(low, scores[i]);
+        high = std::max(high, scores[i]);
     }
     return {low, high};
 }
