@@ -5,7 +5,8 @@
 //   ATMAN_BENCH_LARGE=1 micro_kernels   adds find_neighbors up to n 16384, dim 4096
 //
 // attend runs one row over a full causal sequence of length T (every query
-// recomputed); manipulated rows suppress every third key with phi = 0.1.
+// recomputed); manipulated rows suppress every third key with phi = 0.1 (the
+// dense path), or one key in the middle as a token unit does (the sparse path).
 
 #include <benchmark/benchmark.h>
 
@@ -31,7 +32,7 @@ std::vector<Scalar> random_values(std::size_t count, unsigned seed) {
     return values;
 }
 
-enum class manipulation { none, multiplicative, log_additive };
+enum class manipulation { none, multiplicative, log_additive, one_key };
 
 const char* name_of(manipulation m) {
     switch (m) {
@@ -41,6 +42,8 @@ const char* name_of(manipulation m) {
             return "multiplicative";
         case manipulation::log_additive:
             return "log_additive";
+        case manipulation::one_key:
+            return "multiplicative_one_key";
     }
     return "?";
 }
@@ -55,7 +58,11 @@ void attend_benchmark(benchmark::State& state, atman::attention_shape shape, man
     const auto v = random_values<float>(std::size_t(length * kv_width), 3);
     std::vector<float> out(q.size());
     std::vector<float> factors(std::size_t(length), 1.f);
-    for (std::size_t j = 0; j < factors.size(); j += 3) factors[j] = 0.1f;
+    if (m == manipulation::one_key) {
+        factors[factors.size() / 2] = 0.1f;
+    } else {
+        for (std::size_t j = 0; j < factors.size(); j += 3) factors[j] = 0.1f;
+    }
 
     atman::attention_row<float> row;
     row.q = q.data();
@@ -68,8 +75,8 @@ void attend_benchmark(benchmark::State& state, atman::attention_shape shape, man
     row.out_head_stride = shape.head_dim;
     if (m != manipulation::none) {
         row.key_factors = factors.data();
-        row.mode = m == manipulation::multiplicative ? atman::manipulation_mode::multiplicative
-                                                     : atman::manipulation_mode::log_additive;
+        row.mode = m == manipulation::log_additive ? atman::manipulation_mode::log_additive
+                                                   : atman::manipulation_mode::multiplicative;
     }
     for (auto _ : state) {
         atman::attend(shape, row);
@@ -110,7 +117,7 @@ void register_benchmarks(bool large) {
     } shapes[] = {{"smollm2_9x3x64", {9, 3, 64, 0}}, {"32x8x128", {32, 8, 128, 0}}};
     for (const auto& s : shapes) {
         for (auto m :
-             {manipulation::none, manipulation::multiplicative, manipulation::log_additive}) {
+             {manipulation::none, manipulation::multiplicative, manipulation::log_additive, manipulation::one_key}) {
             const std::string name = std::string("attend/") + s.name + "/" + name_of(m);
             benchmark::RegisterBenchmark(name.c_str(), attend_benchmark, s.shape, m)
                 ->ComputeStatistics("min", fastest)
