@@ -21,8 +21,8 @@ constexpr index_t logits_chunk_rows = 64;
 // positions share its chunk, i.e. on the batch.
 constexpr index_t gemm_column_block = 4;
 // Positions per block of the position-wise work (norms, projections, MLP),
-// about: the weights are packed anew for every block's GEMM, which costs ~25%
-// at 64 rows and little from 256 on.
+// about. Chosen when every block's GEMM still packed the weights anew (~25% at
+// 64 rows, little from 256 on); not re-tuned since they are packed at load.
 constexpr index_t block_rows_target = 256;
 // Vocabulary entries per task of the LM head.
 constexpr index_t vocab_panel = 4096;  // fixed: results must not depend on the thread count

@@ -66,11 +66,12 @@ void packed_weight::multiply(float* out, index_t out_stride, const float* in, in
                              index_t first, index_t count, bool accumulate) const {
     // A slice of the packed rows is the packing of those rows only where it
     // starts and ends on a register panel (or at the last row).
-    detail::require(n >= 0 && first >= 0 && count >= 0 && first + count <= rows_ && first % row_block() == 0 &&
-                        (count % row_block() == 0 || first + count == rows_),
-                    "packed_weight: rows [" + std::to_string(first) + ", " + std::to_string(first + count) +
-                        ") of " + std::to_string(rows_) + " do not start and end on panels of " +
-                        std::to_string(row_block()));
+    if (!(n >= 0 && first >= 0 && count >= 0 && first + count <= rows_ && first % row_block() == 0 &&
+          (count % row_block() == 0 || first + count == rows_))) {
+        throw invalid_argument("packed_weight: rows [" + std::to_string(first) + ", " +
+                               std::to_string(first + count) + ") of " + std::to_string(rows_) +
+                               " do not start and end on panels of " + std::to_string(row_block()));
+    }
     if (n == 0 || count == 0) return;
     if (!accumulate)
         for (index_t p = 0; p < n; ++p) std::fill_n(out + p * out_stride, count, 0.0f);
