@@ -250,38 +250,41 @@ json explain_variant(const eng::llama_model& model, const atman::explain_request
     return {{"seconds", seconds}, {"token_forwards", token_forwards}, {"flops", flops}, {"scores", scores}};
 }
 
-// The plain forward: one pass over the sequence, logits only at the scored positions.
+// The median time of `repeats` calls of run, after one more to warm up
+// (buffers, RoPE table, cache).
+template <class Run>
+double median_seconds(index_t repeats, Run&& run) {
+    run();
+    std::vector<double> times;
+    for (index_t i = 0; i < repeats; ++i) {
+        const auto started = std::chrono::steady_clock::now();
+        run();
+        times.push_back(seconds_since(started));
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+}
+
+// The plain forward: one pass over the sequence, logits only at the scored
+// positions. Also a perturbed pass that recomputes only the positions from the
+// last prompt token on: what a pass costs beyond its positions (the weights
+// stream through memory once per pass, however few positions share them).
 json plain_forward(const eng::llama_model& model, const atman::explain_request& request, index_t repeats) {
     eng::llama_engine engine(model);
     const atman::detail::teacher_forced seq(request.prompt_tokens, request.target_tokens);
     std::vector<double> ce(request.target_tokens.size());
-    std::vector<double> times;
-    engine.base_pass(seq.view(), ce.data());  // warm-up: buffers, RoPE table, cache
-    for (index_t i = 0; i < repeats; ++i) {
-        const auto started = std::chrono::steady_clock::now();
-        engine.base_pass(seq.view(), ce.data());
-        times.push_back(seconds_since(started));
-    }
-    std::sort(times.begin(), times.end());
-    const index_t length = seq.length();
+    const double seconds = median_seconds(repeats, [&] { engine.base_pass(seq.view(), ce.data()); });
 
-    // A perturbed pass that recomputes only the positions from the last prompt
-    // token on: what a pass costs beyond its positions (the weights stream
-    // through memory once per pass, however few positions share them).
-    const index_t tail_first = seq.view().first_scored;
+    const index_t length = seq.length(), tail_first = seq.view().first_scored;
     std::vector<float> factors(static_cast<std::size_t>(length), 1.0f);
     factors[static_cast<std::size_t>(tail_first)] = 0.1f;
     const atman::row_view tail_row{tail_first, factors.data()};
-    std::vector<double> tail_times;
-    for (index_t i = 0; i <= repeats; ++i) {  // the first is a warm-up
-        const auto started = std::chrono::steady_clock::now();
+    const double tail_seconds = median_seconds(repeats, [&] {
         engine.perturbed_pass(seq.view(), {atman::manipulation_mode::multiplicative, &tail_row, 1}, ce.data());
-        if (i > 0) tail_times.push_back(seconds_since(started));
-    }
-    std::sort(tail_times.begin(), tail_times.end());
-    return {{"seconds", times[times.size() / 2]},
+    });
+    return {{"seconds", seconds},
             {"flops", pass_flops(model.hparams(), 0, length, index_t(request.target_tokens.size()))},
-            {"tail_seconds", tail_times[tail_times.size() / 2]},
+            {"tail_seconds", tail_seconds},
             {"tail_positions", length - tail_first}};
 }
 

@@ -469,13 +469,13 @@ void llama_engine::for_each_logits_chunk(const std::vector<index_t>& hidden_rows
     const llama_hparams& hp = model_.hparams();
     const auto total = static_cast<index_t>(hidden_rows.size());
     const index_t chunk_rows = std::min(total, logits_chunk_rows);
-    const index_t buffer_rows = (chunk_rows + gemm_column_block - 1) / gemm_column_block * gemm_column_block;
+    const index_t buffer_rows = detail::round_up(chunk_rows, gemm_column_block);
     const auto x = hidden();
     Eigen::Map<matrix_rm> normed(grown(normed_, buffer_rows * hp.n_embd), buffer_rows, hp.n_embd);
     Eigen::Map<matrix_rm> logits(grown(logits_, buffer_rows * hp.n_vocab), buffer_rows, hp.n_vocab);
     for (index_t first = 0; first < total; first += chunk_rows) {
         const index_t count = std::min(chunk_rows, total - first);
-        const index_t padded = (count + gemm_column_block - 1) / gemm_column_block * gemm_column_block;
+        const index_t padded = detail::round_up(count, gemm_column_block);
         for (index_t k = 0; k < count; ++k)
             rms_norm_row(&x(hidden_rows[first + k], 0), model_.output_norm(), hp.rms_eps, &normed(k, 0));
         normed.middleRows(count, padded - count).setZero();

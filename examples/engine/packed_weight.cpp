@@ -47,7 +47,7 @@ packed_weight::packed_weight(const matrix_rm& weight) : rows_(weight.rows()), de
     index_t size = 0;
     for (index_t k = 0; k < depth_; k += depth_block_) {
         block_offset_.push_back(size);
-        size += (rows_ * std::min(depth_block_, depth_ - k) + alignment - 1) / alignment * alignment;
+        size += detail::round_up(rows_ * std::min(depth_block_, depth_ - k), alignment);
     }
     packed_.resize(static_cast<std::size_t>(size));
     internal::gemm_pack_lhs<float, index_t, weight_mapper, traits::mr, traits::LhsProgress,

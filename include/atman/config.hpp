@@ -11,6 +11,11 @@ namespace atman {
 
 using index_t = std::ptrdiff_t;
 
+namespace detail {
+// The smallest multiple of `multiple` (> 0) that is >= n (>= 0).
+constexpr index_t round_up(index_t n, index_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+}  // namespace detail
+
 // How key factors act on the pre-softmax scores (atman-method.md, section 2).
 enum class manipulation_mode {
     multiplicative,  // S' = m + phi (S - m), m = row minimum over visible keys

@@ -31,14 +31,15 @@ const llama_model& default_model() {
     return model;
 }
 
-// A teacher-forced sequence of T = 24 tokens: prompt of 16, 9 targets scored at 15..23.
+// A teacher-forced sequence of T tokens whose last n_targets positions are
+// scored; by default T = 24: prompt of 16, 9 targets scored at 15..23.
 struct test_sequence {
     std::vector<std::int32_t> tokens, targets;
-    index_t first_scored = 15;
+    index_t first_scored;
 
-    test_sequence() {
-        for (int i = 0; i < 24; ++i) tokens.push_back(200 + (i * 7919) % 30000);
-        targets.assign(tokens.begin() + 16, tokens.end());
+    explicit test_sequence(index_t length = 24, index_t n_targets = 9) : first_scored(length - n_targets) {
+        for (index_t i = 0; i < length; ++i) tokens.push_back(static_cast<std::int32_t>(200 + (i * 7919) % 30000));
+        targets.assign(tokens.begin() + first_scored + 1, tokens.end());
         targets.push_back(504);
     }
     atman::sequence_view view() const {
@@ -158,34 +159,20 @@ TEST_CASE("a batch of many positions (split into row blocks) equals its rows alo
 // Stronger than the tolerance above: where a row sits in its batch changes no
 // bit of its CE (tests/model/test_determinism.cpp relies on it). Rows of a
 // 300-token sequence stacked after longer ones; without the attention kernel's
-// padded score rows the CE differed by 3e-6, without the LM head's padded
-// positions by 6e-9.
+// padded score rows the CE differed by 6e-6, without the LM head's padded
+// positions by 2e-9.
 TEST_CASE("a row's CE is bit-identical alone and stacked after other rows") {
     llama_engine engine(default_model());
-    const index_t T = 300, n_targets = 3;
-    std::vector<std::int32_t> tokens;
-    for (index_t i = 0; i < T; ++i) tokens.push_back(static_cast<std::int32_t>(100 + (i * 37) % 5000));
-    const std::vector<std::int32_t> targets(tokens.end() - n_targets + 1, tokens.end());
-    std::vector<std::int32_t> shifted = targets;
-    shifted.push_back(504);
-    const atman::sequence_view seq{tokens.data(), T, T - n_targets, shifted.data(), n_targets};
-    std::vector<double> base(static_cast<std::size_t>(n_targets));
-    engine.base_pass(seq, base.data());
+    const test_sequence seq(300, 3);
+    std::vector<double> base(seq.targets.size());
+    engine.base_pass(seq.view(), base.data());
 
     std::vector<perturbation> rows;
-    for (index_t p : {50, 100, 150, 200}) rows.push_back({T, {p}, 0.1f});
-    const auto pass = [&](const std::vector<std::size_t>& which) {
-        std::vector<atman::row_view> views;
-        for (std::size_t r : which) views.push_back({rows[r].first_affected, rows[r].factors.data()});
-        std::vector<double> ce(which.size() * static_cast<std::size_t>(n_targets));
-        engine.perturbed_pass(seq, {manipulation_mode::multiplicative, views.data(), index_t(views.size())},
-                              ce.data());
-        return ce;
-    };
-    const std::vector<double> stacked = pass({0, 1, 2, 3});
+    for (index_t p : {50, 100, 150, 200}) rows.push_back({300, {p}, 0.1f});
+    const std::vector<double> stacked = run_batch(engine, seq, manipulation_mode::multiplicative, rows, true);
     for (std::size_t r = 0; r < rows.size(); ++r) {
         INFO("row " << r);
-        const std::vector<double> alone = pass({r});
+        const std::vector<double> alone = run_batch(engine, seq, manipulation_mode::multiplicative, {rows[r]}, true);
         for (std::size_t t = 0; t < alone.size(); ++t)
             CHECK(stacked[r * alone.size() + t] == alone[t]);
     }

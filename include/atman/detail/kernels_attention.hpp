@@ -69,7 +69,7 @@ struct manipulated_keys {
 inline constexpr index_t sparse_keys_divisor = 16;
 
 // Smallest and largest of scores[0..n) in one pass: a block of 16 running
-// minima and maxima (a vector register or two), then the leftover scores.
+// minima and maxima (one to four vector registers), then the leftover scores.
 template <class Scalar>
 std::pair<Scalar, Scalar> row_min_max(const Scalar* scores, index_t n) {
     using block = Eigen::Array<Scalar, 16, 1>;
@@ -158,7 +158,7 @@ Scalar exponentiate_and_sum(Scalar* scores, index_t n, Scalar shift) {
 template <class Scalar>
 index_t padded_width(index_t n) {
     constexpr index_t multiple = std::max<index_t>(1, EIGEN_MAX_ALIGN_BYTES / index_t(sizeof(Scalar)));
-    return (n + multiple - 1) / multiple * multiple;
+    return round_up(n, multiple);
 }
 
 template <class Scalar>
