@@ -271,17 +271,16 @@ double median_seconds(index_t repeats, Run&& run) {
 // stream through memory once per pass, however few positions share them).
 json plain_forward(const eng::llama_model& model, const atman::explain_request& request, index_t repeats) {
     eng::llama_engine engine(model);
-    const atman::detail::teacher_forced seq(request.prompt_tokens, request.target_tokens);
+    const atman::teacher_forced_sequence seq(request.prompt_tokens, request.target_tokens);
     std::vector<double> ce(request.target_tokens.size());
     const double seconds = median_seconds(repeats, [&] { engine.base_pass(seq.view(), ce.data()); });
 
     const index_t length = seq.length(), tail_first = seq.view().first_scored;
-    std::vector<float> factors(static_cast<std::size_t>(length), 1.0f);
-    factors[static_cast<std::size_t>(tail_first)] = 0.1f;
-    const atman::row_view tail_row{tail_first, factors.data()};
-    const double tail_seconds = median_seconds(repeats, [&] {
-        engine.perturbed_pass(seq.view(), {atman::manipulation_mode::multiplicative, &tail_row, 1}, ce.data());
-    });
+    atman::batch_rows tail_row;
+    tail_row.assign({{atman::perturbation_kind::unit, 0, tail_first, {tail_first}, {0.1f}}}, 0, 1, length,
+                    atman::manipulation_mode::multiplicative);
+    const double tail_seconds =
+        median_seconds(repeats, [&] { engine.perturbed_pass(seq.view(), tail_row.view(), ce.data()); });
     return {{"seconds", seconds},
             {"flops", pass_flops(model.hparams(), 0, length, index_t(request.target_tokens.size()))},
             {"tail_seconds", tail_seconds},

@@ -170,7 +170,7 @@ double cpu_seconds_since(std::clock_t start) {
 
 // The relevance of each unit of q by method m.
 std::vector<double> relevance(const method& m, eng::llama_engine& engine, const prepared_question& q,
-                              const atman::detail::teacher_forced& seq, index_t line, std::uint64_t seed) {
+                              const atman::teacher_forced_sequence& seq, index_t line, std::uint64_t seed) {
     const index_t n_units = index_t(q.request.units.size());
     switch (m.kind) {
         case method_kind::atman: {
@@ -198,28 +198,25 @@ std::vector<double> relevance(const method& m, eng::llama_engine& engine, const 
 // The rise of the target's CE (summed over its tokens) when the top k% of the
 // units in `order` are deleted together, one value per deletion_percents.
 // Requires the base pass of seq on engine.
-std::vector<double> deletion_rises(eng::llama_engine& engine, const atman::detail::teacher_forced& seq,
+std::vector<double> deletion_rises(eng::llama_engine& engine, const atman::teacher_forced_sequence& seq,
                                    double base_ce, const std::vector<atman::unit>& units,
                                    const std::vector<index_t>& order) {
     const index_t length = seq.length(), m = index_t(seq.targets.size());
-    std::vector<std::vector<float>> factors;
-    std::vector<atman::row_view> rows;
+    std::vector<atman::perturbation> deletions;
     for (int percent : deletion_percents) {
         const index_t count = atman::eval::deleted_count(index_t(units.size()), percent);
-        factors.push_back(atman::eval::deletion_factors(units, order, count, length, float(suppression_factor)));
+        deletions.push_back(
+            atman::eval::deletion_perturbation(units, order, count, length, float(suppression_factor)));
     }
-    for (const std::vector<float>& f : factors) {
-        const index_t first = index_t(std::find_if(f.begin(), f.end(), [](float x) { return x != 1.0f; }) - f.begin());
-        rows.push_back({first, f.data()});
-    }
-    std::vector<double> ce(rows.size() * std::size_t(m));
-    engine.perturbed_pass(seq.view(), {atman::manipulation_mode::multiplicative, rows.data(), index_t(rows.size())},
-                          ce.data());
-    std::vector<double> rises;
-    for (std::size_t r = 0; r < rows.size(); ++r) {
+    atman::batch_rows rows;
+    rows.assign(deletions, 0, index_t(deletions.size()), length, atman::manipulation_mode::multiplicative);
+    std::vector<double> ce(std::size_t(rows.size() * m));
+    engine.perturbed_pass(seq.view(), rows.view(), ce.data());
+    std::vector<double> rises(deletions.size(), 0.0);  // a deletion without a row changes nothing
+    for (index_t r = 0; r < rows.size(); ++r) {
         double sum = 0;
-        for (index_t t = 0; t < m; ++t) sum += ce[r * std::size_t(m) + std::size_t(t)];
-        rises.push_back(sum - base_ce);
+        for (index_t t = 0; t < m; ++t) sum += ce[std::size_t(r * m + t)];
+        rises[std::size_t(rows.plan_index(r))] = sum - base_ce;
     }
     return rises;
 }
@@ -335,7 +332,7 @@ int run(const options& opt) {
                           << " (" << nq.question.id << ") skipped: " << q.skip_reason << "\n";
             continue;
         }
-        const atman::detail::teacher_forced seq(q.request.prompt_tokens, q.request.target_tokens);
+        const atman::teacher_forced_sequence seq(q.request.prompt_tokens, q.request.target_tokens);
         std::vector<std::vector<double>> relevances;
         for (std::size_t k = 0; k < methods.size(); ++k) {
             const auto method_started = std::chrono::steady_clock::now();

@@ -7,6 +7,8 @@
 // attend runs one row over a full causal sequence of length T (every query
 // recomputed); manipulated rows suppress every third key with phi = 0.1 (the
 // dense path), or one key in the middle as a token unit does (the sparse path).
+// attend_layer runs one layer's attention of a batch of token units, with and
+// without the rows' touched-key lists.
 
 #include <benchmark/benchmark.h>
 
@@ -90,6 +92,54 @@ void attend_benchmark(benchmark::State& state, atman::attention_shape shape, man
         benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// One layer's attention as the reference engine issues it for a batch of 16
+// token units at positions spread over a sequence of T: each row recomputes
+// positions p..T-1 in chunks of 64 queries, keys < p from a shared prefix
+// cache. With `touched`, each row carries its touched-key list (batch_rows.hpp)
+// and attend reads only those factors; without, it scans the T factors of
+// every chunk, as it did before batches were prepared once.
+void attend_layer_benchmark(benchmark::State& state, atman::attention_shape shape, bool touched) {
+    const index_t length = state.range(0), n_rows = 16, chunk = 64;
+    const index_t q_width = shape.n_head * shape.head_dim, kv_width = shape.n_kv_head * shape.head_dim;
+    const auto q = random_values<float>(std::size_t(length * q_width), 1);
+    const auto k = random_values<float>(std::size_t(length * kv_width), 2);
+    const auto v = random_values<float>(std::size_t(length * kv_width), 3);
+    std::vector<float> out(q.size());
+    std::vector<std::vector<float>> factors(std::size_t(n_rows), std::vector<float>(std::size_t(length), 1.f));
+    std::vector<index_t> keys(static_cast<std::size_t>(n_rows));
+    std::vector<atman::attention_row<float>> rows;
+    for (index_t r = 0; r < n_rows; ++r) {
+        const index_t p = r * (length - 1) / n_rows;
+        keys[std::size_t(r)] = p;
+        factors[std::size_t(r)][std::size_t(p)] = 0.1f;
+        for (index_t first = p; first < length; first += chunk) {
+            atman::attention_row<float> row;
+            row.q = q.data() + first * q_width;
+            row.q_pos_stride = q_width;
+            row.q_head_stride = shape.head_dim;
+            row.q_begin = first;
+            row.n_queries = std::min(chunk, length - first);
+            row.prefix = {k.data(), v.data(), p, kv_width, shape.head_dim};
+            row.own = {k.data() + p * kv_width, v.data() + p * kv_width, first + row.n_queries - p, kv_width,
+                       shape.head_dim};
+            row.key_factors = factors[std::size_t(r)].data();
+            if (touched) {
+                row.touched = &keys[std::size_t(r)];
+                row.n_touched = 1;
+            }
+            row.out = out.data() + first * q_width;
+            row.out_pos_stride = q_width;
+            row.out_head_stride = shape.head_dim;
+            rows.push_back(row);
+        }
+    }
+    for (auto _ : state) {
+        atman::attend(shape, rows.data(), index_t(rows.size()));
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+}
+
 void find_neighbors_benchmark(benchmark::State& state) {
     const index_t n = state.range(0), dim = state.range(1);
     const auto e = random_values<float>(std::size_t(n * dim), 4);
@@ -125,6 +175,15 @@ void register_benchmarks(bool large) {
                 ->Range(128, 2048)
                 ->Unit(benchmark::kMillisecond);
         }
+    }
+    for (bool touched : {false, true}) {
+        const std::string name = std::string("attend_layer/smollm2_9x3x64/") + (touched ? "touched" : "scan");
+        benchmark::RegisterBenchmark(name.c_str(), attend_layer_benchmark, atman::attention_shape{9, 3, 64, 0},
+                                     touched)
+            ->ComputeStatistics("min", fastest)
+            ->Arg(256)
+            ->Arg(1024)
+            ->Unit(benchmark::kMicrosecond);
     }
     benchmark::RegisterBenchmark("find_neighbors", find_neighbors_benchmark)
         ->Args({1024, 64})

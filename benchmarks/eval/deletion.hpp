@@ -7,6 +7,7 @@
 
 #include <atman/config.hpp>
 #include <atman/error.hpp>
+#include <atman/scheduler.hpp>
 #include <atman/units.hpp>
 
 #include <algorithm>
@@ -45,27 +46,30 @@ inline index_t deleted_count(index_t n_units, int percent) {
     return std::max<index_t>(1, (n_units * percent + 99) / 100);
 }
 
-// Key factors of a sequence of `length` positions: `factor` at every position
-// of the first `count` units of `order`, 1 elsewhere.
-inline std::vector<float> deletion_factors(const std::vector<unit>& units,
-                                           const std::vector<index_t>& order, index_t count,
-                                           index_t length, float factor) {
-    atman::detail::require(0 <= count && count <= index_t(order.size()),
-                           "deletion_factors: cannot delete " + std::to_string(count) + " of " +
+// The perturbation deleting the first `count` (>= 1) units of `order`
+// together: `factor` at each of their positions, of a sequence of `length`.
+inline perturbation deletion_perturbation(const std::vector<unit>& units,
+                                          const std::vector<index_t>& order, index_t count,
+                                          index_t length, float factor) {
+    atman::detail::require(1 <= count && count <= index_t(order.size()),
+                           "deletion_perturbation: cannot delete " + std::to_string(count) + " of " +
                                std::to_string(order.size()) + " units");
-    std::vector<float> factors(std::size_t(length), 1.0f);
+    perturbation deleted;
     for (index_t k = 0; k < count; ++k) {
         const index_t u = order[std::size_t(k)];
         atman::detail::require(0 <= u && u < index_t(units.size()),
-                               "deletion_factors: no unit " + std::to_string(u));
+                               "deletion_perturbation: no unit " + std::to_string(u));
         for (index_t p : units[std::size_t(u)].positions) {
             atman::detail::require(0 <= p && p < length,
-                                   "deletion_factors: unit position " + std::to_string(p) +
+                                   "deletion_perturbation: unit position " + std::to_string(p) +
                                        " is outside the sequence of " + std::to_string(length));
-            factors[std::size_t(p)] = factor;
+            deleted.positions.push_back(p);
         }
     }
-    return factors;
+    std::sort(deleted.positions.begin(), deleted.positions.end());
+    deleted.factors.assign(deleted.positions.size(), factor);
+    deleted.first_affected = deleted.positions.front();
+    return deleted;
 }
 
 }  // namespace atman::eval

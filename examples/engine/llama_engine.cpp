@@ -21,8 +21,9 @@ constexpr index_t logits_chunk_rows = 64;
 // positions share its chunk, i.e. on the batch.
 constexpr index_t gemm_column_block = 4;
 // Positions per block of the position-wise work (norms, projections, MLP),
-// about. Chosen when every block's GEMM still packed the weights anew (~25% at
-// 64 rows, little from 256 on); not re-tuned since they are packed at load.
+// about (row_blocks). Chosen when every block's GEMM still packed the weights
+// anew (~25% at 64 rows, little from 256 on); not re-tuned since they are
+// packed at load.
 constexpr index_t block_rows_target = 256;
 // Vocabulary entries per task of the LM head.
 constexpr index_t vocab_panel = 4096;  // fixed: results must not depend on the thread count
@@ -34,47 +35,6 @@ using detail::require;
 float* grown(aligned_floats& buffer, index_t size) {
     if (static_cast<index_t>(buffer.size()) < size) buffer.resize(static_cast<std::size_t>(size));
     return buffer.data();
-}
-
-// out = in * weight^T (+ out when accumulate). Inside a parallel region the
-// calling thread computes it alone; outside, the threads share it by panels of
-// output features (whole register panels of the packed weight), so that each
-// reads only its part of the weights.
-template <class Out, class In>
-void project(Out&& out, const In& in, const packed_weight& weight, bool accumulate) {
-    const auto multiply = [&](index_t first, index_t count) {
-        weight.multiply(&out(0, first), out.outerStride(), in.data(), in.outerStride(), in.rows(), first, count,
-                        accumulate);
-    };
-    if (omp_in_parallel()) {
-        multiply(0, weight.rows());
-        return;
-    }
-    const index_t n_panels = 2 * omp_get_max_threads();
-    const index_t step = n_panels * packed_weight::row_block();
-    const index_t width = (weight.rows() + step - 1) / step * packed_weight::row_block();
-#pragma omp parallel for schedule(dynamic, 1)
-    for (index_t panel = 0; panel < n_panels; ++panel) {
-        const index_t first = panel * width, count = std::min(width, weight.rows() - first);
-        if (count > 0) multiply(first, count);
-    }
-}
-
-// out = in / sqrt(mean(in^2) + eps) * weight; out may alias in.
-void rms_norm_row(const float* in, const Eigen::VectorXf& weight, double eps, float* out) {
-    const index_t n = weight.size();
-    Eigen::Map<const Eigen::VectorXf> x(in, n);
-    const float inverse_rms = 1.0f / std::sqrt(x.squaredNorm() / float(n) + float(eps));
-    Eigen::Map<Eigen::VectorXf>(out, n) = x.cwiseProduct(weight) * inverse_rms;
-}
-
-// -log softmax(logits)[target], shifted by the maximum; the sum in double.
-// NaN when a logit is not finite.
-double cross_entropy(const float* logits, index_t n_vocab, std::int32_t target) {
-    const Eigen::Map<const Eigen::ArrayXf> row(logits, n_vocab);
-    const float peak = row.maxCoeff();
-    const double sum = (row - peak).exp().cast<double>().sum();
-    return std::log(sum) + double(peak) - double(logits[target]);
 }
 
 }  // namespace
@@ -117,25 +77,22 @@ void llama_engine::validate_sequence(const sequence_view& seq, const char* where
     }
 }
 
+// What this engine relies on beyond the library's promises (adapter.hpp),
+// which hold for batches from atman::explain and are not checked again here.
 void llama_engine::validate_batch(const sequence_view& seq, const batch_view& batch) const {
     require(batch.n_rows >= 0, "perturbed_pass: n_rows must be >= 0, got " + std::to_string(batch.n_rows));
     require(batch.n_rows == 0 || batch.rows != nullptr, "perturbed_pass: rows is null");
     for (index_t r = 0; r < batch.n_rows; ++r) {
         const row_view& row = batch.rows[r];
-        const std::string prefix = "perturbed_pass: row " + std::to_string(r) + ": ";
-        require(row.first_affected >= 0 && row.first_affected <= seq.length,
-                prefix + "first_affected " + std::to_string(row.first_affected) + " is outside [0, " +
-                    std::to_string(seq.length) + "]");
-        require(row.key_factors != nullptr, prefix + "key_factors is null");
-        for (index_t j = 0; j < seq.length; ++j) {
-            const float factor = row.key_factors[j];
-            require(std::isfinite(factor) && factor >= 0,
-                    prefix + "key_factors[" + std::to_string(j) + "] must be finite and >= 0, got " +
-                        std::to_string(factor));
-            // Prefix reuse is exact only if nothing before first_affected is touched.
-            require(j >= row.first_affected || factor == 1.0f,
-                    prefix + "key_factors[" + std::to_string(j) + "] = " + std::to_string(factor) +
-                        " lies before first_affected " + std::to_string(row.first_affected));
+        // Prefix reuse is exact only if nothing before first_affected is touched.
+        const bool well_formed = row.key_factors != nullptr && row.touched != nullptr && row.n_touched >= 1 &&
+                                 row.touched[0] >= row.first_affected && row.first_affected >= 0 &&
+                                 row.touched[row.n_touched - 1] < seq.length;
+        if (!well_formed) {
+            throw invalid_argument("perturbed_pass: row " + std::to_string(r) +
+                                   " must have key factors and touched keys at or after first_affected (" +
+                                   std::to_string(row.first_affected) + ") inside the sequence of " +
+                                   std::to_string(seq.length) + " positions");
         }
     }
 }
@@ -154,7 +111,7 @@ void llama_engine::base_pass(const sequence_view& seq, double* ce) {
     validate_sequence(seq, "base_pass");
     require(ce != nullptr || seq.n_targets == 0, "base_pass: ce is null");
     has_base_ = false;
-    run_layers(seq.tokens, seq.length, {{0, nullptr}}, manipulation_mode::multiplicative, true);
+    run_layers(seq.tokens, seq.length, {plain_row(0)}, manipulation_mode::multiplicative, true);
 
     std::vector<index_t> hidden_rows, positions;
     for (index_t t = 0; t < seq.n_targets; ++t) {
@@ -177,9 +134,7 @@ void llama_engine::perturbed_pass(const sequence_view& seq, const batch_view& ba
     validate_batch(seq, batch);
     require(ce != nullptr || batch.n_rows * seq.n_targets == 0, "perturbed_pass: ce is null");
 
-    std::vector<pass_row> rows;
-    for (index_t r = 0; r < batch.n_rows; ++r)
-        rows.push_back({batch.rows[r].first_affected, batch.rows[r].key_factors});
+    const std::vector<row_view> rows(batch.rows, batch.rows + batch.n_rows);
     run_layers(seq.tokens, seq.length, rows, batch.mode, false);
 
     // Scored positions before a row's first affected position equal the base pass.
@@ -189,11 +144,11 @@ void llama_engine::perturbed_pass(const sequence_view& seq, const batch_view& ba
         for (index_t t = 0; t < seq.n_targets; ++t) {
             const index_t position = seq.first_scored + t;
             const index_t slot = r * seq.n_targets + t;
-            if (position < rows[r].begin) {
+            if (position < rows[r].first_affected) {
                 ce[slot] = base_ce_[static_cast<std::size_t>(t)];
                 continue;
             }
-            hidden_rows.push_back(row_offset_[r] + position - rows[r].begin);
+            hidden_rows.push_back(row_offset_[r] + position - rows[r].first_affected);
             positions.push_back(position);
             targets.push_back(seq.targets[t]);
             slots.push_back(slot);
@@ -231,7 +186,7 @@ Eigen::MatrixXf llama_engine::logits(const std::vector<std::int32_t>& tokens, in
 
     has_base_ = false;
     // Factors out of their domain make the attention kernel throw invalid_argument.
-    run_layers(tokens.data(), length, {{0, key_factors.empty() ? nullptr : key_factors.data()}}, mode, true);
+    run_layers(tokens.data(), length, {plain_row(0, key_factors.empty() ? nullptr : key_factors.data())}, mode, true);
     std::vector<index_t> hidden_rows;
     for (index_t p = first; p < last; ++p) hidden_rows.push_back(p);
     for_each_logits_chunk(hidden_rows, [&](index_t chunk_first, index_t count, const float* chunk) {
@@ -253,7 +208,7 @@ std::vector<std::int32_t> llama_engine::generate(const std::vector<std::int32_t>
     index_t cached = 0;  // positions whose keys and values are in the cache
     for (;;) {
         const auto length = static_cast<index_t>(sequence.size());
-        run_layers(sequence.data(), length, {{cached, nullptr}}, manipulation_mode::multiplicative, true);
+        run_layers(sequence.data(), length, {plain_row(cached)}, manipulation_mode::multiplicative, true);
         cached = length;
         std::int32_t next = 0;
         for_each_logits_chunk({n_computed_ - 1}, [&](index_t, index_t, const float* chunk) {
@@ -275,7 +230,7 @@ std::vector<Eigen::MatrixXf> llama_engine::attention_maps(const std::vector<std:
     validate_tokens(tokens.data(), length, "attention_maps");
     has_base_ = false;
     std::vector<Eigen::MatrixXf> maps;
-    run_layers(tokens.data(), length, {{0, nullptr}}, manipulation_mode::multiplicative, true, &maps);
+    run_layers(tokens.data(), length, {plain_row(0)}, manipulation_mode::multiplicative, true, &maps);
     return maps;
 }
 
@@ -291,23 +246,6 @@ void llama_engine::reserve_cache(index_t length) {
     const auto size = static_cast<std::size_t>(cache_capacity_ * model_.hparams().kv_dim());
     for (auto& layer : cache_k_) layer.resize(size);
     for (auto& layer : cache_v_) layer.resize(size);
-}
-
-void llama_engine::extend_rope_table(index_t length) {
-    if (length <= rope_length_) return;
-    const llama_hparams& hp = model_.hparams();
-    rope_length_ = std::max(length, std::min(2 * rope_length_, hp.n_ctx));
-    const index_t pairs = hp.head_dim / 2;
-    rope_cos_.resize(static_cast<std::size_t>(rope_length_ * pairs));
-    rope_sin_.resize(rope_cos_.size());
-    for (index_t p = 0; p < rope_length_; ++p) {
-        for (index_t i = 0; i < pairs; ++i) {
-            // theta = p * base^(-2i / head_dim), in double: angles reach thousands of radians.
-            const double theta = double(p) * std::pow(hp.rope_base, -2.0 * double(i) / double(hp.head_dim));
-            rope_cos_[static_cast<std::size_t>(p * pairs + i)] = float(std::cos(theta));
-            rope_sin_[static_cast<std::size_t>(p * pairs + i)] = float(std::sin(theta));
-        }
-    }
 }
 
 Eigen::MatrixXf llama_engine::average_attention(const float* qkv, const float* cache_k, index_t length) const {
@@ -330,13 +268,13 @@ Eigen::MatrixXf llama_engine::average_attention(const float* qkv, const float* c
     return average;
 }
 
-void llama_engine::split_attention_rows(const std::vector<pass_row>& rows, index_t length, manipulation_mode mode,
+void llama_engine::split_attention_rows(const std::vector<row_view>& rows, index_t length, manipulation_mode mode,
                                         const float* cache_k, const float* cache_v) {
     const llama_hparams& hp = model_.hparams();
     const index_t head_dim = hp.head_dim, q_dim = hp.q_dim(), kv_dim = hp.kv_dim(), qkv_dim = q_dim + 2 * kv_dim;
     attention_rows_.clear();
     for (std::size_t r = 0; r < rows.size(); ++r) {
-        const index_t begin = rows[r].begin;
+        const index_t begin = rows[r].first_affected;
         const float* const row_qkv = qkv_.data() + row_offset_[r] * qkv_dim;
         float* const row_out = attention_out_.data() + row_offset_[r] * q_dim;
         for (index_t first = begin; first < length; first += attention_query_rows) {
@@ -350,6 +288,8 @@ void llama_engine::split_attention_rows(const std::vector<pass_row>& rows, index
             a.prefix = {cache_k, cache_v, begin, kv_dim, head_dim};
             a.own = {row_qkv + q_dim, row_qkv + q_dim + kv_dim, first + a.n_queries - begin, qkv_dim, head_dim};
             a.key_factors = rows[r].key_factors;
+            a.touched = rows[r].touched;
+            a.n_touched = rows[r].n_touched;
             a.mode = mode;
             a.out = row_out + (first - begin) * q_dim;
             a.out_pos_stride = q_dim;
@@ -359,107 +299,82 @@ void llama_engine::split_attention_rows(const std::vector<pass_row>& rows, index
     }
 }
 
-void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const std::vector<pass_row>& rows,
+// How the position-wise work of a pass is shared between threads. Given
+// enough positions it runs on blocks of rows, one thread per block (as many
+// blocks as threads, or a multiple, of about block_rows_target rows): Eigen
+// then computes each product on the calling thread, which spares its per-GEMM
+// hand-offs between threads, costly on a busy machine. With few positions, one
+// block, and the threads share each product by output features (project).
+struct llama_engine::row_blocks {
+    index_t n = 0, n_blocks = 1, block_rows = 0;
+
+    explicit row_blocks(index_t n_positions) : n(n_positions) {
+        const index_t threads = omp_get_max_threads();
+        n_blocks = n < threads * block_rows_target
+                       ? 1
+                       : threads * ((n + threads * block_rows_target / 2) / (threads * block_rows_target));
+        block_rows = (n + n_blocks - 1) / n_blocks;
+    }
+    // Calls work(first, count) for every non-empty block, in parallel when there are several.
+    template <class Work>
+    void for_each(Work&& work) const {
+#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
+        for (index_t b = 0; b < n_blocks; ++b) {
+            const index_t first = b * block_rows, count = std::min(block_rows, n - first);
+            if (count > 0) work(first, count);
+        }
+    }
+};
+
+void llama_engine::run_layers(const std::int32_t* tokens, index_t length, const std::vector<row_view>& rows,
                               manipulation_mode mode, bool extend_cache, std::vector<Eigen::MatrixXf>* maps) {
     const llama_hparams& hp = model_.hparams();
     const auto n_rows = static_cast<index_t>(rows.size());
     row_offset_.assign(static_cast<std::size_t>(n_rows + 1), 0);
-    for (index_t r = 0; r < n_rows; ++r) row_offset_[r + 1] = row_offset_[r] + length - rows[r].begin;
+    for (index_t r = 0; r < n_rows; ++r) row_offset_[r + 1] = row_offset_[r] + length - rows[r].first_affected;
     const index_t n = row_offset_[n_rows];
     n_computed_ = n;
     if (n == 0) return;
 
     position_.resize(static_cast<std::size_t>(n));
     for (index_t r = 0; r < n_rows; ++r)
-        for (index_t p = rows[r].begin; p < length; ++p) position_[row_offset_[r] + p - rows[r].begin] = p;
-    extend_rope_table(length);
+        for (index_t p = rows[r].first_affected; p < length; ++p)
+            position_[row_offset_[r] + p - rows[r].first_affected] = p;
+    rope_.reserve(hp, length);
     if (extend_cache) reserve_cache(length);
 
-    const index_t embd = hp.n_embd, ff = hp.n_ff, head_dim = hp.head_dim, pairs = head_dim / 2;
-    const index_t q_dim = hp.q_dim(), kv_dim = hp.kv_dim(), qkv_dim = q_dim + 2 * kv_dim;
-    const index_t rotated_heads = hp.n_head + hp.n_kv_head;  // Q heads then K heads, contiguous
-    Eigen::Map<matrix_rm> x(grown(hidden_, n * embd), n, embd);
-    Eigen::Map<matrix_rm> normed(grown(normed_, n * embd), n, embd);
-    Eigen::Map<matrix_rm> qkv(grown(qkv_, n * qkv_dim), n, qkv_dim);
-    Eigen::Map<matrix_rm> attention(grown(attention_out_, n * q_dim), n, q_dim);
-    Eigen::Map<matrix_rm> gate_up(grown(gate_up_, n * 2 * ff), n, 2 * ff);
-
-    // Everything but attention treats each position on its own. Given enough
-    // positions it runs on blocks of rows, one thread per block (as many blocks
-    // as threads, or a multiple, of about block_rows_target rows): Eigen then
-    // computes each product on the calling thread, which spares its per-GEMM
-    // hand-offs between threads, costly on a busy machine. With few positions,
-    // one block, and the threads share each product by output features (project).
-    const index_t threads = omp_get_max_threads();
-    const index_t n_blocks =
-        n < threads * block_rows_target
-            ? 1
-            : threads * ((n + threads * block_rows_target / 2) / (threads * block_rows_target));
-    const index_t block_rows = (n + n_blocks - 1) / n_blocks;
-    const auto block_size = [&](index_t b) { return std::min(block_rows, n - b * block_rows); };  // <= 0: empty
-
-    // Attention norm, the QKV projection, RoPE and the cache of layer l for rows first..first+count-1.
-    const auto before_attention = [&](index_t l, index_t first, index_t count) {
-        const llama_layer& layer = model_.layer(l);
-        for (index_t i = first; i < first + count; ++i)
-            rms_norm_row(&x(i, 0), layer.attn_norm, hp.rms_eps, &normed(i, 0));
-        project(qkv.middleRows(first, count), normed.middleRows(first, count), layer.qkv, false);
-        float* const cache_k = cache_k_[static_cast<std::size_t>(l)].data();
-        float* const cache_v = cache_v_[static_cast<std::size_t>(l)].data();
-        for (index_t i = first; i < first + count; ++i) {
-            // RoPE on adjacent pairs (x[2i], x[2i+1]) of each Q and K head, as llama.cpp for LLAMA.
-            const float* cos = &rope_cos_[static_cast<std::size_t>(position_[i] * pairs)];
-            const float* sin = &rope_sin_[static_cast<std::size_t>(position_[i] * pairs)];
-            for (index_t h = 0; h < rotated_heads; ++h) {
-                float* v = &qkv(i, h * head_dim);
-                for (index_t j = 0; j < pairs; ++j) {
-                    const float x0 = v[2 * j], x1 = v[2 * j + 1];
-                    v[2 * j] = x0 * cos[j] - x1 * sin[j];
-                    v[2 * j + 1] = x0 * sin[j] + x1 * cos[j];
-                }
-            }
-            if (extend_cache) {
-                std::copy_n(&qkv(i, q_dim), kv_dim, cache_k + position_[i] * kv_dim);
-                std::copy_n(&qkv(i, q_dim + kv_dim), kv_dim, cache_v + position_[i] * kv_dim);
-            }
-        }
-    };
-    // The output projection and the MLP of layer l, both with their residual.
-    const auto after_attention = [&](index_t l, index_t first, index_t count) {
-        const llama_layer& layer = model_.layer(l);
-        auto block_x = x.middleRows(first, count);
-        auto block_normed = normed.middleRows(first, count);
-        auto block_gate_up = gate_up.middleRows(first, count);
-        project(block_x, attention.middleRows(first, count), layer.attn_output, true);
-        for (index_t i = first; i < first + count; ++i)
-            rms_norm_row(&x(i, 0), layer.ffn_norm, hp.rms_eps, &normed(i, 0));
-        project(block_gate_up, block_normed, layer.gate_up, false);
-        auto gate = block_gate_up.leftCols(ff).array();
-        gate = gate / (1.0f + (-gate).exp()) * block_gate_up.rightCols(ff).array();  // SiLU(gate) * up
-        project(block_x, block_gate_up.leftCols(ff), layer.ffn_down, true);
-    };
+    const index_t embd = hp.n_embd, q_dim = hp.q_dim(), kv_dim = hp.kv_dim(), qkv_dim = q_dim + 2 * kv_dim;
+    pass_buffers b{{grown(hidden_, n * embd), n, embd},
+                   {grown(normed_, n * embd), n, embd},
+                   {grown(qkv_, n * qkv_dim), n, qkv_dim},
+                   {grown(attention_out_, n * q_dim), n, q_dim},
+                   {grown(gate_up_, n * 2 * hp.n_ff), n, 2 * hp.n_ff}};
+    const row_blocks blocks(n);
 
     for (index_t l = 0; l < hp.n_layer; ++l) {
-#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
-        for (index_t b = 0; b < n_blocks; ++b) {
-            const index_t first = b * block_rows, count = block_size(b);
-            if (count <= 0) continue;
+        float* const cache_k = cache_k_[static_cast<std::size_t>(l)].data();
+        float* const cache_v = cache_v_[static_cast<std::size_t>(l)].data();
+        blocks.for_each([&](index_t first, index_t count) {
             if (l == 0) {
                 for (index_t i = first; i < first + count; ++i)
-                    x.row(i) = model_.token_embedding().row(tokens[position_[i]]);
+                    b.x.row(i) = model_.token_embedding().row(tokens[position_[i]]);
             } else {
-                after_attention(l - 1, first, count);
+                attention_output_and_mlp(hp, model_.layer(l - 1), b, first, count);
             }
-            before_attention(l, first, count);
-        }
-        const float* const cache_k = cache_k_[static_cast<std::size_t>(l)].data();
-        if (maps != nullptr) maps->push_back(average_attention(qkv.data(), cache_k, length));
-        split_attention_rows(rows, length, mode, cache_k, cache_v_[static_cast<std::size_t>(l)].data());
+            attention_input(hp, model_.layer(l), rope_, position_.data(), b, first, count);
+            if (!extend_cache) return;
+            for (index_t i = first; i < first + count; ++i) {
+                std::copy_n(&b.qkv(i, q_dim), kv_dim, cache_k + position_[i] * kv_dim);
+                std::copy_n(&b.qkv(i, q_dim + kv_dim), kv_dim, cache_v + position_[i] * kv_dim);
+            }
+        });
+        if (maps != nullptr) maps->push_back(average_attention(b.qkv.data(), cache_k, length));
+        split_attention_rows(rows, length, mode, cache_k, cache_v);
         attend(shape_, attention_rows_.data(), static_cast<index_t>(attention_rows_.size()));
     }
-#pragma omp parallel for schedule(dynamic, 1) if (n_blocks > 1)
-    for (index_t b = 0; b < n_blocks; ++b)
-        if (block_size(b) > 0) after_attention(hp.n_layer - 1, b * block_rows, block_size(b));
+    blocks.for_each([&](index_t first, index_t count) {
+        attention_output_and_mlp(hp, model_.layer(hp.n_layer - 1), b, first, count);
+    });
 }
 
 // ---- the LM head ---------------------------------------------------------------------------
@@ -479,7 +394,7 @@ void llama_engine::for_each_logits_chunk(const std::vector<index_t>& hidden_rows
         for (index_t k = 0; k < count; ++k)
             rms_norm_row(&x(hidden_rows[first + k], 0), model_.output_norm(), hp.rms_eps, &normed(k, 0));
         normed.middleRows(count, padded - count).setZero();
-        // In panels of the vocabulary, one thread each, for the reason given in run_layers.
+        // In panels of the vocabulary, one thread each, for the reason given at row_blocks.
 #pragma omp parallel for schedule(dynamic, 1)
         for (index_t panel = 0; panel < hp.n_vocab; panel += vocab_panel) {
             const index_t width = std::min(vocab_panel, hp.n_vocab - panel);

@@ -17,17 +17,16 @@
 #include <atman/adapter.hpp>
 #include <atman/attention.hpp>
 
+#include "engine/llama_layers.hpp"
 #include "engine/llama_model.hpp"
 
 namespace atman::engine {
 
 // One per thread of work: owns the KV cache of its current sequence and its
 // scratch buffers. Threads inside a pass come from OpenMP (OMP_NUM_THREADS).
-// Buffers aligned for the widest vectors: Eigen's reductions split their work by
-// the data's alignment, so an unaligned buffer would make results depend on
-// where malloc happened to put it (run-to-run differences around 1e-5).
-using aligned_floats = std::vector<float, Eigen::aligned_allocator<float>>;
-
+// The position-wise math of a layer is in llama_layers.hpp; this class
+// batches the rows, shares the work between threads, and runs the attention
+// and the LM head.
 class llama_engine {
 public:
     // The model must outlive the engine.
@@ -60,11 +59,11 @@ public:
     std::vector<Eigen::MatrixXf> attention_maps(const std::vector<std::int32_t>& tokens);
 
 private:
-    // Recompute positions begin..length-1; key_factors (length factors) or nullptr.
-    struct pass_row {
-        index_t begin;
-        const float* key_factors;
-    };
+    // A pass recomputing positions begin..length-1 with key_factors (length
+    // factors; nullptr: plain attention) and no touched list: attend scans them.
+    static row_view plain_row(index_t begin, const float* key_factors = nullptr) {
+        return {begin, key_factors, nullptr, nullptr, 0};
+    }
 
     void validate_tokens(const std::int32_t* tokens, index_t length, const char* where) const;
     void validate_sequence(const sequence_view& seq, const char* where) const;
@@ -77,12 +76,12 @@ private:
     // at positions begin..length-1, and the cache then holds 0..length-1.
     // maps (plain pass from position 0 with extend_cache only): receives one
     // head-averaged attention map per layer.
-    void run_layers(const std::int32_t* tokens, index_t length, const std::vector<pass_row>& rows,
+    void run_layers(const std::int32_t* tokens, index_t length, const std::vector<row_view>& rows,
                     manipulation_mode mode, bool extend_cache,
                     std::vector<Eigen::MatrixXf>* maps = nullptr);
     // attention_rows_ for layer l: each row's queries in chunks of attention_query_rows,
     // reading keys < begin from the layer's cache and the rest from qkv_.
-    void split_attention_rows(const std::vector<pass_row>& rows, index_t length, manipulation_mode mode,
+    void split_attention_rows(const std::vector<row_view>& rows, index_t length, manipulation_mode mode,
                               const float* cache_k, const float* cache_v);
     // The head average of softmax(Q K^T * scale) under the causal mask, from the
     // layer's rotated queries (rows 0..length-1 of qkv) and its cached keys.
@@ -96,8 +95,8 @@ private:
     void score(const std::vector<index_t>& hidden_rows, const std::vector<std::int32_t>& targets,
                const std::vector<index_t>& positions, std::vector<double>& ce);
 
+    struct row_blocks;
     void reserve_cache(index_t length);
-    void extend_rope_table(index_t length);
     Eigen::Map<matrix_rm> hidden();
 
     const llama_model& model_;
@@ -113,9 +112,7 @@ private:
     index_t base_first_scored_ = 0;
     std::vector<double> base_ce_;
 
-    // RoPE cos and sin of (position, pair), position < rope_length_.
-    aligned_floats rope_cos_, rope_sin_;
-    index_t rope_length_ = 0;
+    rope_table rope_;
 
     // Scratch, grown on demand and reused across passes.
     index_t n_computed_ = 0;

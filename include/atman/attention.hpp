@@ -23,16 +23,36 @@ namespace atman {
 
 namespace detail {
 
-// The check validate_attention_row_layout leaves out: here the factors are host memory.
+// The check validate_attention_row_layout leaves out: here the factors are
+// host memory. With a touched list only its positions below the row's key
+// count are read, so only they are checked (and the list's order).
 template <class Scalar>
 void validate_row_key_factors(const attention_row<Scalar>& row, index_t index) {
     if (row.key_factors == nullptr) return;
-    const index_t bad =
-        first_invalid_factor(row.key_factors, row.prefix.length + row.own.length);
-    if (bad >= 0) {
-        throw invalid_argument("attend: row " + std::to_string(index) + ": key_factors[" +
-                               std::to_string(bad) + "] must be a finite number >= 0, got " +
-                               std::to_string(row.key_factors[bad]));
+    const index_t n_keys = row.prefix.length + row.own.length;
+    const auto where = [&] { return "attend: row " + std::to_string(index) + ": "; };
+    const auto check_factor = [&](index_t j) {
+        const float phi = row.key_factors[j];
+        if (!(std::isfinite(phi) && phi >= 0)) {
+            throw invalid_argument(where() + "key_factors[" + std::to_string(j) +
+                                   "] must be a finite number >= 0, got " + std::to_string(phi));
+        }
+    };
+    if (row.touched == nullptr) {
+        const index_t bad = first_invalid_factor(row.key_factors, n_keys);
+        if (bad >= 0) check_factor(bad);
+        return;
+    }
+    if (row.n_touched < 0) throw invalid_argument(where() + "n_touched must be >= 0");
+    for (index_t k = 0; k < row.n_touched; ++k) {
+        const index_t j = row.touched[k];
+        if (j < 0 || (k > 0 && row.touched[k - 1] >= j)) {
+            throw invalid_argument(where() + "touched[" + std::to_string(k) + "] = " +
+                                   std::to_string(j) +
+                                   ": positions must be ascending and >= 0");
+        }
+        if (j >= n_keys) break;
+        check_factor(j);
     }
 }
 
@@ -51,23 +71,29 @@ void attend(const attention_shape& shape, const attention_row<Scalar>* rows, ind
     const index_t group_size = shape.n_head / shape.n_kv_head;
 
     // Each row's manipulated keys (factor != 1, among those its queries can
-    // see) with their coefficients, once per row, shared by all heads; rows
-    // with many also get every key's coefficient (detail::manipulated_keys).
+    // see) with their coefficients, once per row, shared by all heads: from
+    // its touched list, else from a scan of its factors. Rows with many also
+    // get every key's coefficient (detail::manipulated_keys).
     std::vector<index_t> keys_offset(n_rows + 1, 0), key_index, dense_offset(n_rows, -1);
     std::vector<Scalar> key_coefficient, dense_coefficient;
     for (index_t r = 0; r < n_rows; ++r) {
         const attention_row<Scalar>& row = rows[r];
         const index_t n_keys = row.key_factors != nullptr ? row.q_begin + row.n_queries : 0;
-        for (index_t j = 0; j < n_keys; ++j) {
-            if (row.key_factors[j] == 1.0f) continue;
+        const auto add_key = [&](index_t j) {
+            if (row.key_factors[j] == 1.0f) return;
             key_index.push_back(j);
-            key_coefficient.push_back(detail::key_coefficient<Scalar>(row.mode, row.key_factors[j]));
+            key_coefficient.push_back(atman::key_coefficient<Scalar>(row.mode, row.key_factors[j]));
+        };
+        if (row.touched != nullptr) {
+            for (index_t k = 0; k < row.n_touched && row.touched[k] < n_keys; ++k) add_key(row.touched[k]);
+        } else {
+            for (index_t j = 0; j < n_keys; ++j) add_key(j);
         }
         keys_offset[r + 1] = index_t(key_index.size());
         if ((keys_offset[r + 1] - keys_offset[r]) * detail::sparse_keys_divisor > n_keys) {
             dense_offset[r] = index_t(dense_coefficient.size());
             for (index_t j = 0; j < n_keys; ++j)
-                dense_coefficient.push_back(detail::key_coefficient<Scalar>(row.mode, row.key_factors[j]));
+                dense_coefficient.push_back(atman::key_coefficient<Scalar>(row.mode, row.key_factors[j]));
         }
     }
     const index_t n_tasks = n_rows * shape.n_kv_head;

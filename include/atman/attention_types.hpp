@@ -41,6 +41,12 @@ struct attention_row {
     // prefix.length + own.length factors (cuda::attend reads only the first
     // q_begin + n_queries); nullptr = plain attention.
     const float* key_factors = nullptr;
+    // Optional, CPU only: the positions j whose key_factors[j] is not 1,
+    // ascending (row_view::touched of a batch, adapter.hpp), so that attend
+    // reads and checks only those factors; nullptr = attend finds them itself
+    // in one scan of key_factors.
+    const index_t* touched = nullptr;
+    index_t n_touched = 0;
     manipulation_mode mode = manipulation_mode::multiplicative;
     Scalar* out = nullptr;  // same layout as q
     index_t out_pos_stride = 0, out_head_stride = 0;

@@ -78,11 +78,6 @@ struct perturbation {
     // Sum of positions the row recomputes in a sequence of `length` positions.
     index_t token_rows(index_t length) const { return length - first_affected; }
 
-    // Writes the dense key-factor vector of a sequence of `length` positions.
-    void write_factors(float* out, index_t length) const {
-        std::fill(out, out + length, 1.0f);
-        for (std::size_t k = 0; k < positions.size(); ++k) out[positions[k]] = factors[k];
-    }
 };
 
 struct batch {
@@ -215,23 +210,9 @@ inline void validate_plan(const plan& p) {
                     "plan: batches must cover every perturbation");
 }
 
-// The full plan for `units` (see the top of this file). Throws invalid_argument
-// on a bad config, bad units (units.hpp, validate_unit_positions over the
-// prompt positions), no units, or a missing or mismatched neighbourhood.
-inline plan make_plan(const std::vector<unit>& units, const plan_inputs& in, const config& cfg) {
-    cfg.validate();
-    detail::require(in.first_scored >= 0 && in.first_scored < in.length,
-                    "plan: first_scored (" + std::to_string(in.first_scored) +
-                        ") must lie in the sequence of " + std::to_string(in.length) +
-                        " positions");
-    detail::require(!units.empty(), "plan: there are no units to explain");
-    validate_unit_positions(units, in.first_scored + 1);
-    if (cfg.conceptual) {
-        detail::require(in.neighbours != nullptr,
-                        "plan: config.conceptual needs the neighbourhood of the sequence");
-        detail::validate_neighbours(*in.neighbours, in.length);
-    }
-
+// make_plan for inputs it has validated already (or that were built valid:
+// units checked with validate_units, a neighbourhood from find_neighbors).
+inline plan build_plan(const std::vector<unit>& units, const plan_inputs& in, const config& cfg) {
     std::vector<bool> in_units(std::size_t(in.length), false);
     for (const unit& u : units)
         for (index_t i : u.positions) in_units[i] = true;
@@ -257,6 +238,25 @@ inline plan make_plan(const std::vector<unit>& units, const plan_inputs& in, con
     result.batches = detail::make_batches(result.perturbations, result.length, result.max_rows,
                                           result.max_token_rows);
     return result;
+}
+
+// The full plan for `units` (see the top of this file). Throws invalid_argument
+// on a bad config, bad units (units.hpp, validate_unit_positions over the
+// prompt positions), no units, or a missing or mismatched neighbourhood.
+inline plan make_plan(const std::vector<unit>& units, const plan_inputs& in, const config& cfg) {
+    cfg.validate();
+    detail::require(in.first_scored >= 0 && in.first_scored < in.length,
+                    "plan: first_scored (" + std::to_string(in.first_scored) +
+                        ") must lie in the sequence of " + std::to_string(in.length) +
+                        " positions");
+    detail::require(!units.empty(), "plan: there are no units to explain");
+    validate_unit_positions(units, in.first_scored + 1);
+    if (cfg.conceptual) {
+        detail::require(in.neighbours != nullptr,
+                        "plan: config.conceptual needs the neighbourhood of the sequence");
+        detail::validate_neighbours(*in.neighbours, in.length);
+    }
+    return build_plan(units, in, cfg);
 }
 
 // Shard k of `count`: the shards of one plan are disjoint, their union is the

@@ -121,3 +121,19 @@ TEST_CASE("atman-explain: --help exits 0 listing the options") {
     CHECK(r.out.find("--prompt-file") != std::string::npos);
     CHECK(r.err.empty());
 }
+
+TEST_CASE("atman-explain: --factor 1 gives exactly zero scores in both modes") {
+    for (const char* mode : {"multiplicative", "log_additive"}) {
+        INFO(mode);
+        const atman_test::program_result r =
+            run_program(ATMAN_EXPLAIN, {"--model", atman_test::model_path(), "--prompt", capital_prompt, "--target",
+                                        "Paris", "--factor", "1", "--mode", mode, "--format", "json", "-q"});
+        REQUIRE(r.exit_code == 0);
+        const json e = json::parse(r.out);
+        REQUIRE(e.at("units").size() == 6);
+        for (const json& unit : e.at("units")) {
+            CHECK(unit.at("score").get<double>() == 0.0);
+            for (const json& d : unit.at("scores_per_target")) CHECK(d.get<double>() == 0.0);
+        }
+    }
+}

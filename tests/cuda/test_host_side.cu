@@ -1,9 +1,9 @@
 // The host side of the CUDA tests and the code the GPU shares with the CPU,
-// checked on the CPU (no device needed): the score formula against the CPU
-// kernel, the rounding of inputs, and the comparisons the GPU tests rely on.
-#include <atman/cuda/manipulated_score.cuh>
+// checked on the CPU (no device needed): the score formula against the
+// method in double, the rounding of inputs, and the comparisons the GPU tests rely on.
 #include <atman/cuda/neighborhood.cuh>
 #include <atman/manipulation.hpp>
+#include <cmath>
 #include <random>
 #include <vector>
 
@@ -17,31 +17,32 @@ using atman::index_t;
 using atman::manipulation_mode;
 using namespace atman::cuda_test;
 
-ATMAN_HOST_TEST(shared_score_formula_matches_cpu_kernel) {
+ATMAN_HOST_TEST(shared_score_formula_matches_the_method_in_double) {
     std::mt19937 rng(3);
     for (manipulation_mode mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
-        std::vector<float> scores = random_values(50, 30, rng);
+        const std::vector<float> scores = random_values(50, 30, rng);
         const std::vector<float> phi = {1, 0, 0.1f, 2.5f, 1, 0.37f, 0, 1, 7, 0.5f};
-        std::vector<float> factors;
-        for (int i = 0; i < 5; ++i) factors.insert(factors.end(), phi.begin(), phi.end());
         const index_t n_visible = 41;
-        std::vector<float> expected = scores;
-        atman::manipulate_scores(mode, expected.data(), n_visible, factors.data());
-
         float row_min = scores[0];
         for (index_t j = 1; j < n_visible; ++j) row_min = std::fmin(row_min, scores[std::size_t(j)]);
+        std::vector<float> got, expected;
         for (index_t j = 0; j < n_visible; ++j) {
-            float& s = scores[std::size_t(j)];
-            s = atman::cuda::manipulated_score(mode, s, atman::cuda::key_coefficient(mode, factors[std::size_t(j)]), row_min);
+            const float s = scores[std::size_t(j)], f = phi[std::size_t(j) % phi.size()];
+            got.push_back(atman::manipulated_score(mode, s, atman::key_coefficient(mode, f), row_min));
+            // atman-method.md, section 2, in double.
+            const double m = row_min;
+            expected.push_back(float(mode == manipulation_mode::multiplicative
+                                         ? m + double(f) * (double(s) - m)
+                                         : double(s) + (f == 0 ? -1e4 : std::log(double(f)))));
         }
-        const std::string problem = mismatch(scores, expected, 1e-6);
+        const std::string problem = mismatch(got, expected, 1e-4);
         ATMAN_REQUIRE(problem.empty(), std::string(atman::to_string(mode)) + ": " + problem);
     }
     // phi = 1 leaves a score bit-exact in both modes; phi = 0 in log_additive adds the zero bias.
-    ATMAN_REQUIRE(atman::cuda::manipulated_score(manipulation_mode::multiplicative, 0.3f,
-                                                 atman::cuda::key_coefficient(manipulation_mode::multiplicative, 1), -7) == 0.3f,
+    ATMAN_REQUIRE(atman::manipulated_score(manipulation_mode::multiplicative, 0.3f,
+                                           atman::key_coefficient(manipulation_mode::multiplicative, 1), -7.0f) == 0.3f,
                   "multiplicative phi = 1 changed the score");
-    ATMAN_REQUIRE(atman::cuda::key_coefficient(manipulation_mode::log_additive, 0) == atman::log_additive_zero_bias,
+    ATMAN_REQUIRE(atman::key_coefficient(manipulation_mode::log_additive, 0) == atman::log_additive_zero_bias,
                   "log_additive phi = 0 is not the zero bias");
 }
 

@@ -16,6 +16,7 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "support/default_model.hpp"
+#include "support/perturbed_rows.hpp"
 
 using atman::index_t;
 using atman::manipulation_mode;
@@ -48,26 +49,14 @@ struct test_sequence {
     }
 };
 
-// A perturbation: factor phi at the given positions, first_affected the smallest of them.
-struct perturbation {
-    std::vector<float> factors;
-    index_t first_affected;
-
-    perturbation(index_t length, std::vector<index_t> positions, float phi)
-        : factors(static_cast<std::size_t>(length), 1.0f), first_affected(length) {
-        for (index_t p : positions) {
-            factors[static_cast<std::size_t>(p)] = phi;
-            first_affected = std::min(first_affected, p);
-        }
-    }
-};
+using atman_test::perturbation_at;
+using perturbation = atman::perturbation;
 
 std::vector<double> run_batch(llama_engine& engine, const test_sequence& seq, manipulation_mode mode,
                               const std::vector<perturbation>& rows, bool reuse_prefix) {
-    std::vector<atman::row_view> views;
-    for (const perturbation& row : rows) views.push_back({reuse_prefix ? row.first_affected : 0, row.factors.data()});
+    const atman_test::perturbed_rows batch(rows, static_cast<index_t>(seq.tokens.size()), mode, reuse_prefix);
     std::vector<double> ce(rows.size() * seq.targets.size());
-    engine.perturbed_pass(seq.view(), {mode, views.data(), static_cast<index_t>(views.size())}, ce.data());
+    engine.perturbed_pass(seq.view(), batch.view(), ce.data());
     return ce;
 }
 
@@ -110,14 +99,14 @@ TEST_CASE("base CE equals -log softmax of the plain logits") {
 TEST_CASE("prefix reuse and batching leave every row's CE unchanged") {
     llama_engine engine(default_model());
     const test_sequence seq;
-    const auto T = static_cast<index_t>(seq.tokens.size());
     std::vector<double> base(seq.targets.size());
     engine.base_pass(seq.view(), base.data());
 
     const std::vector<perturbation> mixed = {
-        {T, {3}, 0.1f},       {T, {0, 1}, 0.1f},  {T, {12, 13, 14}, 0.0f}, {T, {7}, 0.1f},
-        {T, {15}, 0.1f},      {T, {20}, 0.1f},    {T, {5, 19}, 0.3f},      {T, {10}, 2.0f},
-        {T, {23}, 0.1f},      {T, {1}, 0.1f},     {T, {8, 9}, 0.1f},       {T, {2, 4, 6}, 0.5f},
+        perturbation_at({3}, 0.1f),  perturbation_at({0, 1}, 0.1f), perturbation_at({12, 13, 14}, 0.0f),
+        perturbation_at({7}, 0.1f),  perturbation_at({15}, 0.1f),   perturbation_at({20}, 0.1f),
+        perturbation_at({5, 19}, 0.3f), perturbation_at({10}, 2.0f), perturbation_at({23}, 0.1f),
+        perturbation_at({1}, 0.1f),  perturbation_at({8, 9}, 0.1f), perturbation_at({2, 4, 6}, 0.5f),
     };
     const std::vector<std::vector<perturbation>> batches = {
         mixed,                                    // many rows, mixed first_affected
@@ -148,7 +137,7 @@ TEST_CASE("a batch of many positions (split into row blocks) equals its rows alo
     engine.base_pass(seq.view(), base.data());
     // 32 rows recomputed from position 0: 768 stacked positions, several row blocks at 1-2 threads.
     std::vector<perturbation> rows;
-    for (index_t r = 0; r < 32; ++r) rows.push_back({T, {r % T, (5 * r + 3) % T}, r % 2 ? 0.1f : 0.0f});
+    for (index_t r = 0; r < 32; ++r) rows.push_back(perturbation_at({r % T, (5 * r + 3) % T}, r % 2 ? 0.1f : 0.0f));
     for (manipulation_mode mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
         INFO(atman::to_string(mode));
         CHECK(max_abs_difference(run_batch(engine, seq, mode, rows, false),
@@ -168,7 +157,7 @@ TEST_CASE("a row's CE is bit-identical alone and stacked after other rows") {
     engine.base_pass(seq.view(), base.data());
 
     std::vector<perturbation> rows;
-    for (index_t p : {50, 100, 150, 200}) rows.push_back({300, {p}, 0.1f});
+    for (index_t p : {50, 100, 150, 200}) rows.push_back(perturbation_at({p}, 0.1f));
     const std::vector<double> stacked = run_batch(engine, seq, manipulation_mode::multiplicative, rows, true);
     for (std::size_t r = 0; r < rows.size(); ++r) {
         INFO("row " << r);
@@ -178,15 +167,21 @@ TEST_CASE("a row's CE is bit-identical alone and stacked after other rows") {
     }
 }
 
-TEST_CASE("phi = 1 everywhere gives the base CE") {
+// The library never sends a row without a factor other than 1 (batch_rows.hpp);
+// an engine given one anyway recomputes its suffix with plain attention.
+TEST_CASE("phi = 1 at the touched keys gives the base CE") {
     llama_engine engine(default_model());
     const test_sequence seq;
     const auto T = static_cast<index_t>(seq.tokens.size());
     std::vector<double> base(seq.targets.size());
     engine.base_pass(seq.view(), base.data());
-    const std::vector<perturbation> rows = {{T, {4}, 1.0f}, {T, {}, 0.1f}, {T, {0}, 1.0f}};
+    const std::vector<float> ones(static_cast<std::size_t>(T), 1.0f);
+    const std::vector<index_t> touched = {0, 4};
+    const std::vector<atman::row_view> rows = {{4, ones.data(), &touched[1], &ones[4], 1},
+                                               {0, ones.data(), touched.data(), ones.data(), 2}};
     for (manipulation_mode mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
-        const std::vector<double> ce = run_batch(engine, seq, mode, rows, true);
+        std::vector<double> ce(rows.size() * 9);
+        engine.perturbed_pass(seq.view(), {mode, rows.data(), static_cast<index_t>(rows.size())}, ce.data());
         for (std::size_t r = 0; r < rows.size(); ++r) {
             const std::vector<double> row(ce.begin() + r * 9, ce.begin() + (r + 1) * 9);
             CHECK(max_abs_difference(row, base) <= ce_tolerance);
@@ -219,14 +214,14 @@ TEST_CASE("invalid input throws invalid_argument") {
     test_sequence seq;
     const auto T = static_cast<index_t>(seq.tokens.size());
     std::vector<double> ce(seq.targets.size() * 2);
-    const perturbation good(T, {3}, 0.1f);
+    const atman_test::perturbed_rows good({perturbation_at({3}, 0.1f)}, T, manipulation_mode::multiplicative);
+    const atman::row_view good_row = good.view().rows[0];
     const auto batch_of = [](const atman::row_view& row) {
         return atman::batch_view{manipulation_mode::multiplicative, &row, 1};
     };
 
     SECTION("perturbed_pass before any base_pass") {
-        const atman::row_view row{good.first_affected, good.factors.data()};
-        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of(row), ce.data()), invalid_argument);
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), good.view(), ce.data()), invalid_argument);
     }
     SECTION("bad sequences") {
         test_sequence bad = seq;
@@ -255,26 +250,28 @@ TEST_CASE("invalid input throws invalid_argument") {
     }
     SECTION("bad rows") {
         engine.base_pass(seq.view(), ce.data());
-        perturbation row = good;
         for (index_t first_affected : {index_t(-1), T + 1}) {
-            const atman::row_view view{first_affected, row.factors.data()};
+            atman::row_view view = good_row;
+            view.first_affected = first_affected;
             CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of(view), ce.data()), invalid_argument);
         }
-        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of({3, nullptr}), ce.data()), invalid_argument);
+        atman::row_view no_factors = good_row;
+        no_factors.key_factors = nullptr;
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of(no_factors), ce.data()), invalid_argument);
         for (float bad : {-0.5f, std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
-            row.factors[10] = bad;
-            CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of({3, row.factors.data()}), ce.data()),
-                            invalid_argument);
+            const atman_test::perturbed_rows bad_rows({perturbation_at({3, 10}, {0.1f, bad})}, T,
+                                                      manipulation_mode::multiplicative);
+            CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), bad_rows.view(), ce.data()), invalid_argument);
         }
-        row = good;  // factor 0.1 at 3, but first_affected claims 4
-        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of({4, row.factors.data()}), ce.data()),
-                        invalid_argument);
+        atman::row_view late = good_row;  // factor 0.1 at 3, but first_affected claims 4
+        late.first_affected = 4;
+        CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), batch_of(late), ce.data()), invalid_argument);
         CHECK_THROWS_AS(engine.perturbed_pass(seq.view(), {manipulation_mode::multiplicative, nullptr, 1}, ce.data()),
                         invalid_argument);
     }
     SECTION("a different sequence than the base pass") {
         engine.base_pass(seq.view(), ce.data());
-        const atman::row_view row{good.first_affected, good.factors.data()};
+        const atman::row_view& row = good_row;
         test_sequence other = seq;
         other.targets[8] = 2;
         CHECK_THROWS_AS(engine.perturbed_pass(other.view(), batch_of(row), ce.data()), invalid_argument);

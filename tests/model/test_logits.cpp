@@ -18,6 +18,7 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "support/default_model.hpp"
+#include "support/perturbed_rows.hpp"
 
 using atman::index_t;
 using atman::engine::llama_engine;
@@ -134,8 +135,11 @@ TEST_CASE("manipulated logits match the numpy reference in both modes") {
         const atman::sequence_view seq{tokens.data(), length, scored, &target, 1};
         double base_ce = 0, perturbed_ce = 0;
         engine.base_pass(seq, &base_ce);
-        const atman::row_view row{manipulated["suppressed"][0].get<index_t>(), factors.data()};
-        engine.perturbed_pass(seq, {mode, &row, 1}, &perturbed_ce);
+        std::vector<index_t> suppressed = manipulated["suppressed"].get<std::vector<index_t>>();
+        std::sort(suppressed.begin(), suppressed.end());
+        const atman_test::perturbed_rows row({atman_test::perturbation_at(suppressed, manipulated["factor"].get<float>())},
+                                             length, mode);
+        engine.perturbed_pass(seq, row.view(), &perturbed_ce);
         const double expected = last["logsumexp"].get<double>() - last["top_logits"][0].get<double>();
         INFO(manipulated["mode"] << ": CE " << perturbed_ce << " vs reference " << expected);
         CHECK(std::abs(perturbed_ce - expected) <= 2 * logit_tolerance);

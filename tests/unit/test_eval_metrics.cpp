@@ -217,8 +217,11 @@ TEST_CASE("deletion ranks by signed relevance, breaks ties by the given order, a
     CHECK_THROWS_AS(atman::eval::deleted_count(5, 0), atman::invalid_argument);
 
     const std::vector<atman::unit> units{{{1, 2}, 0, 1}, {{4}, 2, 3}, {{5}, 4, 5}};
-    const std::vector<float> factors = atman::eval::deletion_factors(units, {2, 0, 1}, 2, 7, 0.1f);
-    CHECK(factors == std::vector<float>{1, 0.1f, 0.1f, 1, 1, 0.1f, 1});
-    CHECK_THROWS_AS(atman::eval::deletion_factors(units, {2, 0, 1}, 4, 7, 0.1f), atman::invalid_argument);
-    CHECK_THROWS_AS(atman::eval::deletion_factors(units, {2, 0, 1}, 3, 5, 0.1f), atman::invalid_argument);
+    const atman::perturbation deleted = atman::eval::deletion_perturbation(units, {2, 0, 1}, 2, 7, 0.1f);
+    CHECK(deleted.positions == std::vector<atman::index_t>{1, 2, 5});
+    CHECK(deleted.factors == std::vector<float>(3, 0.1f));
+    CHECK(deleted.first_affected == 1);
+    CHECK_THROWS_AS(atman::eval::deletion_perturbation(units, {2, 0, 1}, 4, 7, 0.1f), atman::invalid_argument);
+    CHECK_THROWS_AS(atman::eval::deletion_perturbation(units, {2, 0, 1}, 0, 7, 0.1f), atman::invalid_argument);
+    CHECK_THROWS_AS(atman::eval::deletion_perturbation(units, {2, 0, 1}, 3, 5, 0.1f), atman::invalid_argument);
 }

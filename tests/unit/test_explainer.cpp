@@ -253,6 +253,31 @@ TEST_CASE("the explainer equals the brute-force reference in every configuration
     }
 }
 
+// phi = 1 leaves every key untouched: the scores must be exactly 0, not the
+// rounding noise of recomputing a suffix (the row is recognised and not run).
+TEST_CASE("factor 1 gives exactly zero scores and runs no perturbed pass") {
+    const case_data c = make_case();
+    for (auto mode : {atman::manipulation_mode::multiplicative, atman::manipulation_mode::log_additive}) {
+        for (bool conceptual : {false, true}) {
+            atman::config cfg;
+            cfg.mode = mode;
+            cfg.factor = 1.0;
+            cfg.conceptual = conceptual;
+            cfg.explain_targets_by_earlier_targets = !conceptual;
+            INFO(atman::to_string(mode) << ", conceptual " << conceptual);
+            tiny_transformer engine;
+            const atman::explanation e = atman::explain(engine, c.request, cfg);
+            for (const atman::unit_score& u : e.units) {
+                CHECK(u.score == 0.0);
+                for (double d : u.scores_per_target) CHECK(d == 0.0);
+            }
+            CHECK(e.stats.passes == 1);
+            CHECK(e.stats.token_forwards == index_t(c.sequence.size()));
+            CHECK(engine.positions_computed == index_t(c.sequence.size()));
+        }
+    }
+}
+
 TEST_CASE("conceptual suppression changes the scores of repeated words") {
     const case_data c = make_case();
     const tiny_transformer model;

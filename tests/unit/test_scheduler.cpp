@@ -41,8 +41,8 @@ std::map<index_t, std::vector<float>> dense_by_unit(const atman::plan& p) {
     std::map<index_t, std::vector<float>> out;
     for (const auto& x : p.perturbations) {
         REQUIRE(x.kind == atman::perturbation_kind::unit);
-        std::vector<float> dense(std::size_t(p.length));
-        x.write_factors(dense.data(), p.length);
+        std::vector<float> dense(std::size_t(p.length), 1.0f);
+        for (std::size_t k = 0; k < x.positions.size(); ++k) dense[x.positions[k]] = x.factors[k];
         out[x.index] = dense;
     }
     return out;
@@ -81,10 +81,7 @@ TEST_CASE("one perturbation per unit, sorted by first affected position") {
     }
     CHECK(order == std::vector<index_t>{3, 1, 2, 0, 4});
     CHECK(firsts == std::vector<index_t>{0, 2, 4, 7, 9});
-
-    std::vector<float> dense(12);
-    p.perturbations[2].write_factors(dense.data(), 12);
-    CHECK(dense == std::vector<float>{1, 1, 1, 1, 0.25f, 1, 0.25f, 1, 1, 1, 1, 1});
+    CHECK(dense_by_unit(p)[2] == std::vector<float>{1, 1, 1, 1, 0.25f, 1, 0.25f, 1, 1, 1, 1, 1});
 }
 
 TEST_CASE("batches respect the row and token-row budgets") {

@@ -31,7 +31,7 @@
 #include "../error.hpp"
 #include "check.cuh"
 #include "device_buffer.cuh"
-#include "manipulated_score.cuh"
+#include "../manipulation.hpp"
 #include "scalar.cuh"
 #include "warp.cuh"
 

@@ -11,7 +11,7 @@
 #include "../config.hpp"
 #include "../error.hpp"
 #include "check.cuh"
-#include "manipulated_score.cuh"
+#include "../manipulation.hpp"
 #include "scalar.cuh"
 #include "warp.cuh"
 

@@ -47,6 +47,11 @@ struct kv_head_view {
     index_t length = 0, pos_stride = 0;
 };
 
+template <class Scalar>
+using row_array_map = Eigen::Map<Eigen::Array<Scalar, 1, Eigen::Dynamic>>;
+template <class Scalar>
+using const_row_array_map = Eigen::Map<const Eigen::Array<Scalar, 1, Eigen::Dynamic>>;
+
 // Keys per chunk of a score row in the fused steps below: a chunk is still in
 // L1 for the step's second operation, so memory sees each row once per step.
 inline constexpr index_t score_chunk = 256;
@@ -92,17 +97,22 @@ std::pair<Scalar, Scalar> row_min_max(const Scalar* scores, index_t n) {
     return {low, high};
 }
 
-// The dense form of manipulate_and_max: every visible key, a chunk at a time.
+// The dense form of manipulate_and_max: every visible key, a chunk at a time,
+// manipulated_score (manipulation.hpp) as Eigen array expressions.
 template <class Scalar>
 Scalar manipulate_all_and_max(manipulation_mode mode, Scalar* scores, const Scalar* coefficients,
                               index_t n) {
-    const Scalar row_min = manipulation_row_min(mode, const_row_array_map<Scalar>(scores, n));
+    const bool multiplicative = mode == manipulation_mode::multiplicative;
+    const Scalar row_min = multiplicative ? const_row_array_map<Scalar>(scores, n).minCoeff() : 0;
     Scalar row_max = -std::numeric_limits<Scalar>::infinity();
     for (index_t first = 0; first < n; first += score_chunk) {
         row_array_map<Scalar> chunk(scores + first, std::min(score_chunk, n - first));
-        with_manipulated_scores(mode, chunk,
-                                const_row_array_map<Scalar>(coefficients + first, chunk.size()),
-                                row_min, [&](const auto& manipulated) { chunk = manipulated; });
+        const const_row_array_map<Scalar> coefficient(coefficients + first, chunk.size());
+        if (multiplicative) {
+            chunk = chunk + coefficient * (chunk - row_min);
+        } else {
+            chunk = chunk + coefficient;
+        }
         row_max = std::max(row_max, chunk.maxCoeff());
     }
     return row_max;
@@ -130,8 +140,7 @@ Scalar manipulate_and_max(manipulation_mode mode, Scalar* scores, index_t n,
     for (index_t k = 0; k < visible; ++k) {
         Scalar& score = scores[keys.index[k]];
         lost_maximum = lost_maximum || score == row_max;
-        const Scalar c = keys.coefficient[k];
-        score = mode == manipulation_mode::multiplicative ? score + c * (score - row_min) : score + c;
+        score = manipulated_score(mode, score, keys.coefficient[k], row_min);
         manipulated_max = std::max(manipulated_max, score);
     }
     if (lost_maximum) return const_row_array_map<Scalar>(scores, n).maxCoeff();
