@@ -32,7 +32,8 @@
 #include <vector>
 
 #include "engine/cli.hpp"
-#include "engine/cli_wire.hpp"
+#include "engine/mpi_wire.hpp"
+#include "engine/limits.hpp"
 #include "engine/llama_engine.hpp"
 #include "engine/omp_policy.hpp"
 #include "engine/progress.hpp"
@@ -169,6 +170,9 @@ void explain(const mpi_session& mpi, eng::cli_options options) {
         const atman::plan mine = atman::shard(full, mpi.rank, mpi.size);
         eng::progress_bar bar("units on rank " + std::to_string(mpi.rank), !options.quiet);
         atman::explain_options run_options;
+        run_options.before_running = [&](const atman::plan& plan) {
+            eng::check_plan_memory(loaded->model.hparams(), plan);
+        };
         run_options.progress = [&](atman::index_t done, atman::index_t total) {
             bar.update(done, total);
             return true;

@@ -9,6 +9,7 @@
 #include <atman/atman.hpp>
 
 #include "engine/cli.hpp"
+#include "engine/limits.hpp"
 #include "engine/llama_engine.hpp"
 #include "engine/omp_policy.hpp"
 #include "engine/progress.hpp"
@@ -26,6 +27,9 @@ void explain(const eng::cli_options& options) {
 
     eng::progress_bar bar("units", !options.quiet);
     atman::explain_options run_options;
+    run_options.before_running = [&](const atman::plan& plan) {
+        eng::check_plan_memory(loaded.model.hparams(), plan);
+    };
     run_options.progress = [&](atman::index_t done, atman::index_t total) {
         bar.update(done, total);
         return true;

@@ -203,7 +203,7 @@ atman::explain_request build_request(const cli_options& options, const std::stri
     units.by = options.cfg.unit_granularity;
     units.delimiter = options.delimiter;
     atman::explain_request request = make_request(loaded.tok, prompt, target_ids, units, contrast_ids);
-    check_run_limits(loaded.model.hparams(), request, options.cfg);
+    check_request(loaded.model.hparams(), request, options.cfg);
     return request;
 }
 

@@ -207,87 +207,37 @@ void decode_blocks(const byte* src, std::int64_t n_blocks, std::size_t block_byt
 
 using range_decoder = void (*)(const byte*, std::int64_t, std::size_t, std::int64_t, float*);
 
-struct type_layout {
-    ggml_type type;
-    const char* name;
-    std::int64_t block_elements;
-    std::size_t block_bytes;
-    range_decoder decode;  // nullptr: known layout, no dequantisation
-};
-
-// Every type GGUF files may name, with its block size (ggml's type traits).
-constexpr type_layout layouts[] = {
-    {ggml_type::f32, "F32", 1, 4, nullptr},  // copied, see dequantize()
-    {ggml_type::f16, "F16", 1, 2, decode_blocks<decode_f16>},
-    {ggml_type::q4_0, "Q4_0", 32, 18, decode_blocks<decode_q4_0>},
-    {ggml_type::q4_1, "Q4_1", 32, 20, decode_blocks<decode_q4_1>},
-    {ggml_type::q5_0, "Q5_0", 32, 22, decode_blocks<decode_q5_0>},
-    {ggml_type::q5_1, "Q5_1", 32, 24, decode_blocks<decode_q5_1>},
-    {ggml_type::q8_0, "Q8_0", 32, 34, decode_blocks<decode_q8_0>},
-    {ggml_type::q8_1, "Q8_1", 32, 36, nullptr},  // f16 d, f16 sum, 32 int8 (ggml's layout)
-    {ggml_type::q2_k, "Q2_K", 256, 84, decode_blocks<decode_q2_k>},
-    {ggml_type::q3_k, "Q3_K", 256, 110, decode_blocks<decode_q3_k>},
-    {ggml_type::q4_k, "Q4_K", 256, 144, decode_blocks<decode_q45_k<false>>},
-    {ggml_type::q5_k, "Q5_K", 256, 176, decode_blocks<decode_q45_k<true>>},
-    {ggml_type::q6_k, "Q6_K", 256, 210, decode_blocks<decode_q6_k>},
-    {ggml_type::q8_k, "Q8_K", 256, 292, nullptr},
-    {ggml_type::iq2_xxs, "IQ2_XXS", 256, 66, nullptr},
-    {ggml_type::iq2_xs, "IQ2_XS", 256, 74, nullptr},
-    {ggml_type::iq3_xxs, "IQ3_XXS", 256, 98, nullptr},
-    {ggml_type::iq1_s, "IQ1_S", 256, 50, nullptr},
-    {ggml_type::iq4_nl, "IQ4_NL", 32, 18, nullptr},
-    {ggml_type::iq3_s, "IQ3_S", 256, 110, nullptr},
-    {ggml_type::iq2_s, "IQ2_S", 256, 82, nullptr},
-    {ggml_type::iq4_xs, "IQ4_XS", 256, 136, nullptr},
-    {ggml_type::i8, "I8", 1, 1, nullptr},
-    {ggml_type::i16, "I16", 1, 2, nullptr},
-    {ggml_type::i32, "I32", 1, 4, nullptr},
-    {ggml_type::i64, "I64", 1, 8, nullptr},
-    {ggml_type::f64, "F64", 1, 8, nullptr},
-    {ggml_type::iq1_m, "IQ1_M", 256, 56, nullptr},
-    {ggml_type::bf16, "BF16", 1, 2, decode_blocks<decode_bf16>},
-    {ggml_type::tq1_0, "TQ1_0", 256, 54, nullptr},
-    {ggml_type::tq2_0, "TQ2_0", 256, 66, nullptr},
-    {ggml_type::mxfp4, "MXFP4", 32, 17, nullptr},
-};
-
-const type_layout* find_layout(ggml_type type) {
-    for (const type_layout& layout : layouts)
-        if (layout.type == type) return &layout;
-    return nullptr;
-}
-
-const type_layout& known_layout(ggml_type type) {
-    const type_layout* layout = find_layout(type);
-    if (!layout) throw gguf_error("unknown tensor type " + std::to_string(std::uint32_t(type)));
-    return *layout;
+// The decoder of each type dequantize() handles besides F32 (copied); nullptr for the others.
+range_decoder decoder_of(ggml_type type) {
+    switch (type) {
+        case ggml_type::f16: return decode_blocks<decode_f16>;
+        case ggml_type::bf16: return decode_blocks<decode_bf16>;
+        case ggml_type::q4_0: return decode_blocks<decode_q4_0>;
+        case ggml_type::q4_1: return decode_blocks<decode_q4_1>;
+        case ggml_type::q5_0: return decode_blocks<decode_q5_0>;
+        case ggml_type::q5_1: return decode_blocks<decode_q5_1>;
+        case ggml_type::q8_0: return decode_blocks<decode_q8_0>;
+        case ggml_type::q2_k: return decode_blocks<decode_q2_k>;
+        case ggml_type::q3_k: return decode_blocks<decode_q3_k>;
+        case ggml_type::q4_k: return decode_blocks<decode_q45_k<false>>;
+        case ggml_type::q5_k: return decode_blocks<decode_q45_k<true>>;
+        case ggml_type::q6_k: return decode_blocks<decode_q6_k>;
+        default: return nullptr;
+    }
 }
 
 }  // namespace
 
-const char* to_string(ggml_type type) {
-    const type_layout* layout = find_layout(type);
-    return layout ? layout->name : "unknown";
-}
-
-bool is_known_type(ggml_type type) { return find_layout(type) != nullptr; }
-
-std::int64_t block_elements(ggml_type type) { return known_layout(type).block_elements; }
-
-std::size_t block_bytes(ggml_type type) { return known_layout(type).block_bytes; }
-
-bool is_supported(ggml_type type) {
-    const type_layout* layout = find_layout(type);
-    return layout && (layout->decode || type == ggml_type::f32);
-}
+bool is_supported(ggml_type type) { return is_known_type(type) && (type == ggml_type::f32 || decoder_of(type)); }
 
 void dequantize(ggml_type type, const void* src, std::int64_t n, float* dst) {
-    const type_layout& layout = known_layout(type);
-    if (type != ggml_type::f32 && !layout.decode)
-        throw gguf_error(std::string("dequantisation of type ") + layout.name + " is not supported");
-    if (n < 0 || n % layout.block_elements != 0)
+    const std::int64_t elements = block_elements(type);  // throws for an unknown type
+    const range_decoder decode = decoder_of(type);
+    if (type != ggml_type::f32 && !decode)
+        throw gguf_error(std::string("dequantisation of type ") + to_string(type) + " is not supported");
+    if (n < 0 || n % elements != 0)
         throw invalid_argument("dequantize: n = " + std::to_string(n) + " is not a non-negative multiple of the " +
-                               layout.name + " block size " + std::to_string(layout.block_elements));
+                               to_string(type) + " block size " + std::to_string(elements));
     if (n > 0 && (!src || !dst)) throw invalid_argument("dequantize: null source or destination");
     if (n == 0) return;
     const auto* bytes = static_cast<const byte*>(src);
@@ -295,7 +245,7 @@ void dequantize(ggml_type type, const void* src, std::int64_t n, float* dst) {
         std::memcpy(dst, bytes, std::size_t(n) * sizeof(float));
         return;
     }
-    layout.decode(bytes, n / layout.block_elements, layout.block_bytes, layout.block_elements, dst);
+    decode(bytes, n / elements, block_bytes(type), elements, dst);
 }
 
 }  // namespace atman::engine

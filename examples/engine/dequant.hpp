@@ -1,21 +1,13 @@
 #pragma once
-// Block layouts of the GGUF tensor types and their conversion to float32.
+// Conversion of GGUF tensor data to float32 (block layouts: gguf_types.hpp).
 // Results are bit-identical to the PyPI `gguf` package (gguf.quants.dequantize).
 
 #include <cstddef>
 #include <cstdint>
 
-#include "gguf.hpp"
+#include "gguf_types.hpp"
 
 namespace atman::engine {
-
-// Whether the type's block layout (and so its size in bytes) is known.
-bool is_known_type(ggml_type type);
-
-// Elements per block (1 for f32/f16/bf16) and bytes per block; both throw
-// gguf_error for a type that is not known.
-std::int64_t block_elements(ggml_type type);
-std::size_t block_bytes(ggml_type type);
 
 // Whether dequantize() handles the type: F32, F16, BF16, Q4_0, Q4_1, Q5_0,
 // Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K.

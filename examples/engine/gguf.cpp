@@ -13,7 +13,7 @@
 #include <map>
 #include <utility>
 
-#include "dequant.hpp"
+#include "gguf_types.hpp"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the GGUF reader assumes a little-endian host");
 

@@ -66,24 +66,25 @@ void check_context(index_t n_prompt, index_t n_target, index_t n_ctx) {
                                          std::to_string(n_ctx));
 }
 
-void check_run_limits(const llama_hparams& hp, const atman::explain_request& request, const atman::config& cfg,
-                      std::uint64_t available) {
+void check_request(const llama_hparams& hp, const atman::explain_request& request, const atman::config& cfg) {
     cfg.validate();
     const auto n_prompt = index_t(request.prompt_tokens.size());
     check_context(n_prompt, index_t(request.target_tokens.size()), hp.n_ctx);
     if (request.contrastive()) check_context(n_prompt, index_t(request.contrast_tokens.size()), hp.n_ctx);
-    if (available == 0) return;
+}
 
-    const index_t length = n_prompt + index_t(std::max(request.target_tokens.size(), request.contrast_tokens.size())) - 1;
-    const atman::batch_budget budget = atman::resolve_batch_budget(cfg);
-    const index_t rows = std::min(budget.max_rows, std::max<index_t>(index_t(request.units.size()), 1));
-    // A row recomputes at most T positions; the double avoids overflow of a forged budget.
-    double token_rows = double(rows) * double(length);
-    if (budget.max_token_rows > 0) token_rows = std::min(token_rows, double(std::max(budget.max_token_rows, length)));
-    const double needed = double(estimate_memory(hp, length, 0).total()) + token_rows * double(bytes_per_token_row(hp));
-    if (needed > double(available)) {
-        throw resource_error("explaining " + std::to_string(length) + " positions in batches of " +
-                             std::to_string(rows) + " rows needs about " + format_bytes(std::uint64_t(needed)) +
+void check_plan_memory(const llama_hparams& hp, const atman::plan& plan, std::uint64_t available) {
+    if (available == 0) return;
+    index_t largest = 0, rows = 0;
+    for (const atman::batch& b : plan.batches) {
+        if (b.token_rows <= largest) continue;
+        largest = b.token_rows;
+        rows = b.end - b.begin;
+    }
+    const std::uint64_t needed = estimate_memory(hp, plan.length, largest).total();
+    if (needed > available) {
+        throw resource_error("explaining " + std::to_string(plan.length) + " positions in batches of " +
+                             std::to_string(rows) + " rows needs about " + format_bytes(needed) +
                              " of memory, but only " + format_bytes(available) +
                              " is available; lower --batch or shorten the prompt");
     }

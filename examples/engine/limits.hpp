@@ -1,12 +1,13 @@
 #pragma once
 // A run's size checked against the model and the machine before anything
 // large is allocated: the teacher-forced sequence against the context window,
-// and the memory the engine will need for its KV cache and its largest batch
-// against the memory available.
+// and the memory the engine will need for its KV cache and the plan's largest
+// batch against the memory available.
 
 #include <atman/config.hpp>
 #include <atman/error.hpp>
-#include <atman/explainer.hpp>
+#include <atman/request.hpp>
+#include <atman/scheduler.hpp>
 
 #include <cstdint>
 #include <string>
@@ -44,14 +45,17 @@ memory_estimate estimate_memory(const llama_hparams& hp, index_t length, index_t
 // teacher-forced sequence (n_prompt + n_target - 1 positions) fits in n_ctx.
 void check_context(index_t n_prompt, index_t n_target, index_t n_ctx);
 
-// Checks a request against the model before explaining it: the context window
-// (check_context, the contrast too), then memory, for batches of
-// cfg.max_batch_rows rows (0: the scheduler's default) of up to T positions
-// each, bounded by cfg.max_batch_token_rows when set. Throws resource_error
-// naming the bytes needed and available and what to lower. available: bytes,
-// 0 = unknown (the memory check is skipped).
-void check_run_limits(const llama_hparams& hp, const atman::explain_request& request,
-                      const atman::config& cfg, std::uint64_t available = available_memory_bytes());
+// Checks a request against the model before anything runs: cfg, and the
+// context window (check_context, for the target and the contrast).
+void check_request(const llama_hparams& hp, const atman::explain_request& request, const atman::config& cfg);
+
+// Checks the plan of an explanation against the memory available: the KV
+// cache of its T positions and its largest batch's recomputed positions
+// (explain_options::before_running calls it before the first pass). Throws
+// resource_error naming the bytes needed and available and what to lower.
+// available: bytes, 0 = unknown (nothing is checked).
+void check_plan_memory(const llama_hparams& hp, const atman::plan& plan,
+                       std::uint64_t available = available_memory_bytes());
 
 // "1.5 GiB", "12 MiB": for messages.
 std::string format_bytes(std::uint64_t bytes);

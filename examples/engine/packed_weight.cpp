@@ -7,10 +7,44 @@
 
 #include <atman/error.hpp>
 
-static_assert(EIGEN_WORLD_VERSION == 3 && EIGEN_MAJOR_VERSION == 4,
-              "packed_weight uses Eigen 3.4's internal GEMM kernel; check its API before changing Eigen");
-
 namespace atman::engine {
+
+namespace {
+// The check of a slice of output features, shared by both paths.
+void check_slice(index_t n, index_t first, index_t count, index_t rows, index_t block) {
+    // A slice of the packed rows is the packing of those rows only where it
+    // starts and ends on a register panel (or at the last row).
+    if (!(n >= 0 && first >= 0 && count >= 0 && first + count <= rows && first % block == 0 &&
+          (count % block == 0 || first + count == rows))) {
+        throw invalid_argument("packed_weight: rows [" + std::to_string(first) + ", " +
+                               std::to_string(first + count) + ") of " + std::to_string(rows) +
+                               " do not start and end on panels of " + std::to_string(block));
+    }
+}
+}  // namespace
+
+#ifdef ATMAN_ENGINE_PLAIN_WEIGHTS
+
+packed_weight::packed_weight(const matrix_rm& weight) : rows_(weight.rows()), depth_(weight.cols()), weight_(weight) {}
+
+index_t packed_weight::row_block() { return 1; }
+
+void packed_weight::multiply(float* out, index_t out_stride, const float* in, index_t in_stride, index_t n,
+                             index_t first, index_t count, bool accumulate) const {
+    check_slice(n, first, count, rows_, row_block());
+    if (n == 0 || count == 0) return;
+    using strided = Eigen::OuterStride<>;
+    const Eigen::Map<const matrix_rm, 0, strided> x(in, n, depth_, strided(in_stride));
+    Eigen::Map<matrix_rm, 0, strided> y(out, n, count, strided(out_stride));
+    if (accumulate) {
+        y.noalias() += x * weight_.middleRows(first, count).transpose();
+    } else {
+        y.noalias() = x * weight_.middleRows(first, count).transpose();
+    }
+}
+
+#else
+
 namespace {
 
 namespace internal = Eigen::internal;
@@ -64,14 +98,7 @@ index_t packed_weight::row_block() { return traits::mr; }
 
 void packed_weight::multiply(float* out, index_t out_stride, const float* in, index_t in_stride, index_t n,
                              index_t first, index_t count, bool accumulate) const {
-    // A slice of the packed rows is the packing of those rows only where it
-    // starts and ends on a register panel (or at the last row).
-    if (!(n >= 0 && first >= 0 && count >= 0 && first + count <= rows_ && first % row_block() == 0 &&
-          (count % row_block() == 0 || first + count == rows_))) {
-        throw invalid_argument("packed_weight: rows [" + std::to_string(first) + ", " +
-                               std::to_string(first + count) + ") of " + std::to_string(rows_) +
-                               " do not start and end on panels of " + std::to_string(row_block()));
-    }
+    check_slice(n, first, count, rows_, row_block());
     if (n == 0 || count == 0) return;
     if (!accumulate)
         for (index_t p = 0; p < n; ++p) std::fill_n(out + p * out_stride, count, 0.0f);
@@ -93,5 +120,7 @@ void packed_weight::multiply(float* out, index_t out_stride, const float* in, in
         }
     }
 }
+
+#endif
 
 }  // namespace atman::engine

@@ -10,12 +10,23 @@
 // register panels (a ragged last panel takes another kernel for a leftover
 // position, which is why the LM head pads its positions). Uses Eigen 3.4's
 // internal GEMM API.
+//
+// Where that API is not there (an Eigen other than 3.4), or with
+// ATMAN_ENGINE_PLAIN_WEIGHTS defined, the plain path keeps the weights as they
+// are and runs Eigen's public product: portable and as exact, but it packs
+// the weights for every product again, and a position's result may then
+// depend on the positions beside it by a rounding step (the engine is no
+// longer batch-invariant to the bit).
 
 #include <vector>
 
 #include <Eigen/Core>
 
 #include <atman/config.hpp>
+
+#if !defined(ATMAN_ENGINE_PLAIN_WEIGHTS) && !(EIGEN_WORLD_VERSION == 3 && EIGEN_MAJOR_VERSION == 4)
+#define ATMAN_ENGINE_PLAIN_WEIGHTS
+#endif
 
 namespace atman::engine {
 
@@ -40,11 +51,16 @@ public:
                   index_t first, index_t count, bool accumulate) const;
 
 private:
-    index_t rows_ = 0, depth_ = 0, depth_block_ = 0;
+    index_t rows_ = 0, depth_ = 0;
+#ifdef ATMAN_ENGINE_PLAIN_WEIGHTS
+    matrix_rm weight_;
+#else
+    index_t depth_block_ = 0;
     // Block b holds input features b * depth_block_ onwards (depth_block_ or
     // fewer) of every row, in the kernel's panel layout, from block_offset_[b].
     std::vector<index_t> block_offset_;
     std::vector<float, Eigen::aligned_allocator<float>> packed_;
+#endif
 };
 
 }  // namespace atman::engine

@@ -1,10 +1,11 @@
-// The README's integration sample compiles, runs, and is what the README shows.
+// The README's integration sample (examples/00-toy-engine) compiles, runs,
+// and is what the README shows.
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <sstream>
 
-#include "readme_sample.hpp"
+#include "00-toy-engine/toy_engine.hpp"
 
 TEST_CASE("README sample: scores are the CE rise of each suppressed word") {
     const atman::explanation e = explain_toy();
@@ -35,6 +36,6 @@ TEST_CASE("README shows the sample verbatim") {
         return text.str();
     };
     const std::string readme = slurp(ATMAN_SOURCE_DIR "/README.md");
-    const std::string sample = slurp(ATMAN_SOURCE_DIR "/tests/unit/readme_sample.hpp");
+    const std::string sample = slurp(ATMAN_SOURCE_DIR "/examples/00-toy-engine/toy_engine.hpp");
     CHECK(readme.find("```cpp\n" + sample + "```") != std::string::npos);
 }

@@ -1,8 +1,10 @@
 #pragma once
-// UTF-8 decoding, the one home for segmentation (method_text.hpp) and the
-// report writers (report_utf8.hpp). Segmentation decodes leniently (a lead
-// byte and its continuation bytes make a code point); the report writers need
-// Unicode's strict well-formedness, to replace exactly the ill-formed parts.
+// UTF-8 decoding, the one home for segmentation (method_text.hpp), the
+// report writers (report_utf8.hpp) and the reference engine's strict input
+// checks. Segmentation decodes leniently (a lead byte and its continuation
+// bytes make a code point); the report writers need Unicode's strict
+// well-formedness, to replace exactly the ill-formed parts; input checks name
+// the first problem.
 
 #include <cstddef>
 #include <string_view>
@@ -46,6 +48,28 @@ inline std::ptrdiff_t utf8_sequence_length(std::string_view text, std::size_t at
             return -static_cast<std::ptrdiff_t>(k);
     }
     return length;
+}
+
+// Why the sequence starting at text[at] is not well-formed UTF-8 (Unicode,
+// table 3-7), or nullptr when it is: the check a strict decoder reports, in
+// this order: the lead byte, the sequence's length, its continuation bytes,
+// then the value (overlong, surrogate, above U+10FFFF).
+inline const char* utf8_problem(std::string_view text, std::size_t at) {
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+    const unsigned char lead = byte(at);
+    if (lead < 0x80) return nullptr;
+    if (is_continuation_byte(lead)) return "continuation byte without a lead byte";
+    if (lead >= 0xF8) return "byte 0xF8-0xFF cannot start a sequence";
+    const std::size_t length = lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;  // from the lead's bits
+    if (at + length > text.size()) return "sequence truncated by the end of the text";
+    for (std::size_t k = 1; k < length; ++k)
+        if (!is_continuation_byte(byte(at + k))) return "sequence truncated by a non-continuation byte";
+    const unsigned char second = byte(at + 1);
+    if (lead <= 0xC1 || (lead == 0xE0 && second < 0xA0) || (lead == 0xF0 && second < 0x90))
+        return "overlong encoding";
+    if (lead == 0xED && second > 0x9F) return "surrogate code point";
+    if (lead > 0xF4 || (lead == 0xF4 && second > 0x8F)) return "code point above U+10FFFF";
+    return nullptr;
 }
 
 struct code_point {

@@ -5,7 +5,6 @@
 // valid UTF-8, so model output such as "<script>" shows as text.
 
 #include <cstdio>
-#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -141,10 +140,6 @@ inline std::string to_html(const explanation& e, const html_options& options = {
            std::to_string(e.stats.token_forwards_naive) + " without prefix reuse), " +
            detail::format_significant(e.stats.seconds, 3) + " s</p></footer>\n</body>\n</html>\n";
     return out;
-}
-
-inline void write_html(std::ostream& out, const explanation& e, const html_options& options = {}) {
-    out << to_html(e, options);
 }
 
 }  // namespace atman

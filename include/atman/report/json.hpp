@@ -4,7 +4,6 @@
 // numbers round-trip exactly; NaN or infinity throws numeric_error.
 
 #include <algorithm>
-#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -121,10 +120,6 @@ inline std::string to_json(const explanation& e, const json_options& options = {
     json.end_object();
     out += '\n';
     return out;
-}
-
-inline void write_json(std::ostream& out, const explanation& e, const json_options& options = {}) {
-    out << to_json(e, options);
 }
 
 }  // namespace atman

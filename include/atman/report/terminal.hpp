@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -191,10 +190,6 @@ inline std::string to_terminal(const explanation& e, const terminal_options& opt
                ")\n";
     }
     return out;
-}
-
-inline void write_terminal(std::ostream& out, const explanation& e, const terminal_options& options = {}) {
-    out << to_terminal(e, options);
 }
 
 }  // namespace atman

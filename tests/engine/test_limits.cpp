@@ -68,9 +68,9 @@ TEST_CASE("limits: the teacher-forced sequence must fit in the context window") 
     // The request check covers the contrast as well as the target.
     const auto& hp = tiny_model().hparams();
     atman::explain_request r = request_of(60, 5);
-    CHECK_NOTHROW(eng::check_run_limits(hp, r, {}, 0));
+    CHECK_NOTHROW(eng::check_request(hp, r, {}));
     r.contrast_tokens.assign(6, 67);
-    CHECK_THROWS_WITH(eng::check_run_limits(hp, r, {}, 0), Catch::Contains("context window"));
+    CHECK_THROWS_WITH(eng::check_request(hp, r, {}), Catch::Contains("context window"));
 
     // The engine refuses such a sequence too, before its first pass.
     eng::llama_engine engine(tiny_model());
@@ -92,37 +92,47 @@ TEST_CASE("limits: the memory estimate counts the KV cache and the batch activat
     CHECK(eng::format_bytes(3ull << 30) == "3.0 GiB");
 }
 
-TEST_CASE("limits: a batch budget beyond the available memory is refused up front") {
+TEST_CASE("limits: a plan whose largest batch exceeds the available memory is refused before it runs") {
     const auto& hp = tiny_model().hparams();
-    const atman::explain_request r = request_of(40, 3);  // T = 42, 40 units
+    const atman::explain_request r = request_of(40, 3);  // T = 42, 40 units at positions 0..39
     atman::config cfg;
     cfg.max_batch_rows = 40;
-    const std::uint64_t needed = eng::estimate_memory(hp, 42, 40 * 42).total();
-    CHECK_NOTHROW(eng::check_run_limits(hp, r, cfg, needed));
-    CHECK_THROWS_AS(eng::check_run_limits(hp, r, cfg, needed - 1), eng::resource_error);
-    CHECK_THROWS_WITH(eng::check_run_limits(hp, r, cfg, needed / 2),
+    // Accepted with exactly `needed` bytes, refused with one less.
+    const auto needs = [&](const atman::plan& plan, std::uint64_t needed) {
+        CHECK_NOTHROW(eng::check_plan_memory(hp, plan, needed));
+        CHECK_THROWS_AS(eng::check_plan_memory(hp, plan, needed - 1), eng::resource_error);
+    };
+    const atman::plan one_batch = atman::make_plan(r.units, {42, 39, nullptr}, cfg);
+    REQUIRE(one_batch.batches.size() == 1);
+    // The unit at position p recomputes 42 - p positions: 42 + 41 + ... + 3.
+    const std::uint64_t needed = eng::estimate_memory(hp, 42, (42 + 3) * 40 / 2).total();
+    needs(one_batch, needed);
+    CHECK_THROWS_WITH(eng::check_plan_memory(hp, one_batch, needed / 2),
                       Catch::Contains("batches of 40 rows") && Catch::Contains("lower --batch"));
-    // More rows than units cannot be batched together: the estimate takes the smaller.
-    cfg.max_batch_rows = 1000000000;
-    CHECK_NOTHROW(eng::check_run_limits(hp, r, cfg, needed));
-    // A token-row budget bounds the batch (yet never below one row of T positions).
-    cfg.max_batch_token_rows = 42;
-    CHECK_NOTHROW(eng::check_run_limits(hp, r, cfg, eng::estimate_memory(hp, 42, 42).total()));
-    CHECK_THROWS_AS(eng::check_run_limits(hp, r, cfg, eng::estimate_memory(hp, 42, 41).total()), eng::resource_error);
-    // Unknown memory (0): only the context is checked.
-    cfg.max_batch_token_rows = 0;
-    CHECK_NOTHROW(eng::check_run_limits(hp, r, cfg, 0));
+    // Smaller batches need less: the largest one counts (the first, whose rows start earliest).
+    cfg.max_batch_rows = 10;
+    const atman::plan four_batches = atman::make_plan(r.units, {42, 39, nullptr}, cfg);
+    REQUIRE(four_batches.batches.size() == 4);
+    needs(four_batches, eng::estimate_memory(hp, 42, (42 + 33) * 10 / 2).total());
+    // Unknown memory (0): nothing is checked.
+    CHECK_NOTHROW(eng::check_plan_memory(hp, one_batch, 0));
+
+    // atman::explain asks before the first pass.
+    eng::llama_engine engine(tiny_model());
+    atman::explain_options refuse;
+    refuse.before_running = [&](const atman::plan& p) { eng::check_plan_memory(hp, p, 1); };
+    CHECK_THROWS_AS(atman::explain(engine, r, cfg, refuse), eng::resource_error);
 }
 
 TEST_CASE("limits: zero and negative sizes are rejected") {
     const auto& hp = tiny_model().hparams();
     atman::config cfg;
     cfg.max_batch_rows = -1;
-    CHECK_THROWS_WITH(eng::check_run_limits(hp, request_of(4, 2), cfg, 0), Catch::Contains("max_batch_rows"));
+    CHECK_THROWS_WITH(eng::check_request(hp, request_of(4, 2), cfg), Catch::Contains("max_batch_rows"));
     cfg = {};
     cfg.max_batch_token_rows = -8;
-    CHECK_THROWS_AS(eng::check_run_limits(hp, request_of(4, 2), cfg, 0), atman::invalid_argument);
-    CHECK_THROWS_AS(eng::check_run_limits(hp, request_of(4, 0), {}, 0), atman::invalid_argument);
+    CHECK_THROWS_AS(eng::check_request(hp, request_of(4, 2), cfg), atman::invalid_argument);
+    CHECK_THROWS_AS(eng::check_request(hp, request_of(4, 0), {}), atman::invalid_argument);
 
     eng::llama_engine engine(tiny_model());
     CHECK_THROWS_WITH(engine.generate({1, 2, 3}, -1, {}), Catch::Contains("max_new_tokens must be >= 0"));

@@ -5,7 +5,8 @@
 // same build. Decoding checks every length against the bytes left and throws
 // atman::invalid_argument on truncated, oversized or trailing bytes.
 
-#include <atman/explainer.hpp>
+#include <atman/request.hpp>
+#include <atman/scoring.hpp>
 
 #include <cstddef>
 #include <vector>

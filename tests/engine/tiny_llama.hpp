@@ -16,7 +16,7 @@
 
 namespace tiny_llama {
 
-inline std::string path() { return std::string(ATMAN_FIXTURES_DIR) + "/../../fuzz/corpus/fuzz_gguf/tiny_llama.gguf"; }
+inline std::string path() { return ATMAN_SOURCE_DIR "/fuzz/corpus/fuzz_gguf/tiny_llama.gguf"; }
 
 inline std::vector<std::uint8_t> bytes() {
     std::ifstream in(path(), std::ios::binary);

@@ -1,7 +1,7 @@
 // The command line of atman-explain and atman-explain-mpi (engine/cli.hpp)
 // without a model: what each option sets, what counts as bad usage and how
 // it is named, --help; and the byte encodings the MPI program sends between
-// ranks (engine/cli_wire.hpp). The programs themselves run in tests/cli and
+// ranks (engine/mpi_wire.hpp). The programs themselves run in tests/cli and
 // tests/mpi.
 
 #include <catch2/catch.hpp>
@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "engine/cli.hpp"
-#include "engine/cli_wire.hpp"
+#include "engine/mpi_wire.hpp"
 
 using atman::engine::cli_options;
 using atman::engine::parse_command_line;

@@ -1,4 +1,4 @@
-#include "cli_wire.hpp"
+#include "mpi_wire.hpp"
 
 #include <atman/error.hpp>
 

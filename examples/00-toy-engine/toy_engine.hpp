@@ -57,6 +57,7 @@ inline atman::explanation explain_toy() {
     atman::explain_request request;
     request.prompt = "red green blue sky";
     request.prompt_tokens = {1, 2, 3, 4};
+    request.target = "tokens 5 6";  // the target's text, for reports
     request.target_tokens = {5, 6};
     const std::vector<atman::token_offsets> offsets = {{0, 3}, {3, 9}, {9, 14}, {14, 18}};
     request.units = atman::make_units(request.prompt, offsets, {});  // words
