@@ -101,8 +101,9 @@ def _token_ce(logits, targets):
 class TransformersEngine:
     """A transformers causal LM as an atman engine (see atman.explain)."""
 
-    def __init__(self, model):
+    def __init__(self, model, prefix_reuse=True):
         self.model = model
+        self.prefix_reuse = prefix_reuse  # False: every row recomputes all positions
         self.device = next(model.parameters()).device
         # transformers 5.2x renamed the cache argument from past_key_values to cache.
         self._cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -125,7 +126,8 @@ class TransformersEngine:
     def perturbed_pass(self, seq, batch):
         global _coefficients
         rows, T = len(batch), seq.length
-        p = int(batch.first_affected.min())  # the rows share the prefix before it
+        # The rows share the positions before their first affected one.
+        p = int(batch.first_affected.min()) if self.prefix_reuse else 0
         # Copies: the views are valid only during this call.
         factors = torch.tensor(batch.key_factors, device=self.device)
         tokens = torch.tensor(seq.tokens[p:], dtype=torch.long, device=self.device)

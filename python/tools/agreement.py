@@ -4,7 +4,7 @@ and unit positions, prints the largest score difference per prompt and mode,
 and that factor 1 gives zeros on both sides; exits 1 when a difference
 exceeds --tolerance.
 
-    python python/agreement.py --cli build/release/examples/atman-explain --model "$ATMAN_MODEL"
+    python python/tools/agreement.py --cli build/release/examples/atman-explain --model "$ATMAN_MODEL"
 """
 
 import argparse
