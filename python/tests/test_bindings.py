@@ -314,3 +314,14 @@ def test_reports_show_the_explanation():
     text = atman.to_terminal(e, top_k=2)
     assert 'AtMan explanation of " Paris."' in text and "top 2 units" in text and "\x1b[" not in text
     assert "\x1b[" in atman.to_terminal(e, colour=True)
+
+
+def test_a_plan_run_in_shards_gives_the_scores_of_one_run():
+    model = NumpyModel(seed=2)
+    cfg = atman.Config(max_batch_rows=2)
+    whole = atman.explain(NumpyEngine(model), request(), cfg)
+    plan = atman.plan_explanation(NumpyEngine(model), request(), cfg)
+    parts = [atman.explain_deltas(NumpyEngine(model), request(), cfg, atman.shard(plan, k, 3)) for k in range(3)]
+    assert sum(len(p.rows) for p in parts) == len(WORD_POSITIONS)
+    np.testing.assert_array_equal(atman.make_explanation(request(), cfg, atman.merge_deltas(parts)).scores,
+                                  whole.scores)
