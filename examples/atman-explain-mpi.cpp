@@ -149,7 +149,9 @@ void explain(const mpi_session& mpi, eng::cli_options options) {
 
     std::string user_prompt;
     phase(mpi, [&] {
-        if (is_root) user_prompt = eng::read_prompt(options);
+        if (!is_root) return;
+        eng::check_outputs(options);
+        user_prompt = eng::read_prompt(options);
     });
     std::optional<eng::loaded_model> loaded;
     std::optional<eng::llama_engine> engine;

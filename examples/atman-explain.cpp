@@ -19,6 +19,7 @@ namespace {
 namespace eng = atman::engine;
 
 void explain(const eng::cli_options& options) {
+    eng::check_outputs(options);  // first: a closed stdout would be the next file opened
     eng::apply_threads(options.threads);
     const std::string user_prompt = eng::read_prompt(options);
     const eng::loaded_model loaded(options);

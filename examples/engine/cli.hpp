@@ -63,9 +63,15 @@ int run_command_line(const cli_program& program, int argc, const char* const* ar
 // --threads N > 0: N threads for OpenMP and Eigen; 0 leaves their defaults.
 void apply_threads(int threads);
 
-// The user's prompt: --prompt, or the contents of --prompt-file. Throws
-// usage_error when the file cannot be read or the prompt is empty.
+// The user's prompt: --prompt, or the contents of --prompt-file (- for
+// standard input) without a leading UTF-8 byte order mark. Throws usage_error
+// when the file cannot be read, holds invalid UTF-8 or the prompt is empty.
 std::string read_prompt(const cli_options& options);
+
+// Before any work, so that a bad output path costs no computation: throws
+// usage_error when -o and --html name the same file, when one cannot be
+// created or replaced, or when the output goes to a closed standard output.
+void check_outputs(const cli_options& options);
 
 // The model of --model (else the default), its tokenizer, and its chat
 // template unless --raw. Says what it loads on stderr unless --quiet.
@@ -89,9 +95,10 @@ struct loaded_model {
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
                                      const loaded_model& loaded, llama_engine& engine);
 
-// Writes the explanation in --format to -o FILE (else stdout), the --html
-// page, and unless --quiet a summary line on stderr. model_json: the
-// "model" member of the JSON output.
+// Writes the explanation in --format to -o FILE (else stdout) and the --html
+// page, all or none (output_files.hpp), and unless --quiet a summary line on
+// stderr. model_json: the "model" member of the JSON output. Throws
+// atman::error naming the output and the reason when a write fails.
 void write_outputs(const cli_options& options, const atman::explanation& result,
                    const std::string& model_json);
 
