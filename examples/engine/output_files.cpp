@@ -23,11 +23,17 @@ std::string reason() { return std::strerror(errno); }
 
 std::string named(const output_file& file) { return file.option + " " + file.path; }
 
-// The file the path leads to, links followed, for comparing and for writing beside it.
+// The file the path leads to, links followed (also one to a file not yet
+// there), for comparing and for writing beside it.
 fs::path resolved(const std::string& path) {
     std::error_code ignored;
-    const fs::path canonical = fs::weakly_canonical(path, ignored);
-    return canonical.empty() ? fs::absolute(path, ignored) : canonical;
+    fs::path p = fs::absolute(path, ignored);
+    for (int hops = 0; hops < 40 && fs::is_symlink(p, ignored); ++hops) {
+        const fs::path to = fs::read_symlink(p, ignored);
+        p = to.is_absolute() ? to : p.parent_path() / to;
+    }
+    const fs::path canonical = fs::weakly_canonical(p, ignored);
+    return canonical.empty() ? p : canonical;
 }
 
 // A new empty file beside target (mkstemp's name pattern), or -1 with errno set.
