@@ -299,7 +299,8 @@ void check_outputs(const cli_options& options) {
 loaded_model::loaded_model(const cli_options& options)
     : path(announced_model_path(options)),
       file(gguf_file::open(path)),
-      tok(file),
+      // The architecture first: another one's tokenizer would be refused with a message hiding it.
+      tok((require_llama_architecture(file), file)),
       tmpl(options.raw ? std::nullopt : std::optional<chat_template>(chat_template::from_gguf(file))),
       model(llama_model::load(file)) {}
 

@@ -39,6 +39,24 @@ inline void set_uint32(std::vector<std::uint8_t>& file, const std::string& key, 
     std::memcpy(&file[at + pattern.size() + 4], &value, 4);
 }
 
+// Overwrites the string value of metadata `key` with one of the same length.
+inline void set_string(std::vector<std::uint8_t>& file, const std::string& key, const std::string& value) {
+    std::string pattern(8, '\0');
+    const std::uint64_t length = key.size();
+    std::memcpy(&pattern[0], &length, 8);
+    pattern += key;
+    const std::string text(file.begin(), file.end());
+    const std::size_t at = text.find(pattern);
+    REQUIRE(at != std::string::npos);
+    std::uint32_t type = 0;
+    std::uint64_t old_length = 0;
+    std::memcpy(&type, &file[at + pattern.size()], 4);
+    std::memcpy(&old_length, &file[at + pattern.size() + 4], 8);
+    REQUIRE(type == 8);  // string
+    REQUIRE(old_length == value.size());
+    std::memcpy(&file[at + pattern.size() + 12], value.data(), value.size());
+}
+
 // Overwrites element `index` of F32 tensor `name`.
 inline void set_f32(std::vector<std::uint8_t>& file, const std::string& name, std::int64_t index, float value) {
     const atman::engine::gguf_file parsed = atman::engine::gguf_file::from_bytes(file);

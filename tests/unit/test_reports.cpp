@@ -312,6 +312,16 @@ TEST_CASE("html: a well-formed page in which data never becomes markup") {
     CHECK(count(html, "class=\"legend\"") == 1 + e.targets.size());
 }
 
+TEST_CASE("html: a NUL byte or another control character becomes U+FFFD, tab and newline stay") {
+    atman::explanation e = sample_explanation();
+    e.target = std::string("a\0b\x01" "c\x7f" "d\te\nf", 12);
+    const std::string html = atman::to_html(e);
+    CHECK(html.find('\0') == std::string::npos);
+    CHECK(html.find('\x01') == std::string::npos);
+    CHECK(html.find('\x7f') == std::string::npos);
+    CHECK(html.find("a" + replacement + "b" + replacement + "c" + replacement + "d\te\nf") != std::string::npos);
+}
+
 TEST_CASE("html: tooltips carry the exact score and colours follow its sign") {
     const atman::explanation e = sample_explanation();
     const std::string html = atman::to_html(e);

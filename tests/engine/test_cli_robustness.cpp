@@ -1,9 +1,11 @@
-// The output files of atman-explain (engine/output_files.hpp) and what its
-// command line says about bad values and empty or ill-formed texts
-// (engine/cli.hpp), without a model. The program itself runs in tests/cli.
+// The output files of atman-explain (engine/output_files.hpp), what its
+// command line says about bad values and empty or ill-formed texts, and how
+// it refuses a model of another architecture (engine/cli.hpp), on the tiny
+// model of the fuzz corpus. The program itself runs in tests/cli.
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -13,7 +15,10 @@
 
 #include "engine/cli.hpp"
 #include "engine/output_files.hpp"
+#include "engine/prompt.hpp"
+#include "engine/tokenizer.hpp"
 #include "support/run_program.hpp"
+#include "tiny_llama.hpp"
 
 namespace fs = std::filesystem;
 using atman::engine::output_file;
@@ -188,4 +193,32 @@ TEST_CASE("cli: a UTF-8 byte order mark opening the prompt file is dropped") {
     const atman::engine::cli_options o =
         atman::engine::parse_command_line(program, {"--prompt-file", (dir / "p.txt").string()}).options;
     CHECK(atman::engine::read_prompt(o) == "What is the capital?");
+}
+
+TEST_CASE("cli: a model of another architecture is refused naming it, before its tokenizer") {
+    std::vector<std::uint8_t> bytes = tiny_llama::bytes();
+    tiny_llama::set_string(bytes, "general.architecture", "gemma");
+    tiny_llama::set_string(bytes, "tokenizer.ggml.model", "bert");  // refused too, but second
+    const atman_test::scratch_dir dir("atman-cli-architecture");
+    std::ofstream(dir / "gemma.gguf", std::ios::binary)
+        .write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+    atman::engine::cli_options o =
+        atman::engine::parse_command_line(program, {"--model", (dir / "gemma.gguf").string(), "--prompt", "x"}).options;
+    o.quiet = true;
+    CHECK_THROWS_WITH(atman::engine::loaded_model(o),
+                      "llama model: architecture 'gemma' is not supported (expected 'llama')");
+}
+
+TEST_CASE("prompt: generation stops at <|endoftext|> too, with or without the chat template") {
+    const atman::engine::gguf_file file = atman::engine::gguf_file::from_bytes(tiny_llama::bytes());
+    const atman::engine::tokenizer tok(file);
+    const std::int32_t end_of_text = tok.find("<|endoftext|>");
+    REQUIRE(end_of_text >= 0);
+    REQUIRE(end_of_text != tok.eos_id());  // the tiny model's EOS is <|im_end|>
+    const atman::engine::chat_template tmpl = atman::engine::chat_template::from_gguf(file);
+    for (const atman::engine::chat_template* t : {&tmpl, static_cast<const atman::engine::chat_template*>(nullptr)}) {
+        const std::vector<std::int32_t> stops = atman::engine::stop_ids(tok, t);
+        CHECK(std::count(stops.begin(), stops.end(), end_of_text) == 1);
+        CHECK(std::count(stops.begin(), stops.end(), tok.eos_id()) == 1);
+    }
 }
