@@ -30,6 +30,7 @@ void explain(const eng::cli_options& options) {
     atman::explain_options run_options;
     run_options.before_running = [&](const atman::plan& plan) {
         eng::check_plan_memory(loaded.model.hparams(), plan);
+        bar.weigh_by(plan);
     };
     run_options.progress = [&](atman::index_t done, atman::index_t total) {
         bar.update(done, total);

@@ -15,6 +15,7 @@
 
 #include "engine/cli.hpp"
 #include "engine/output_files.hpp"
+#include "engine/progress.hpp"
 #include "engine/prompt.hpp"
 #include "engine/tokenizer.hpp"
 #include "support/run_program.hpp"
@@ -221,4 +222,26 @@ TEST_CASE("prompt: generation stops at <|endoftext|> too, with or without the ch
         CHECK(std::count(stops.begin(), stops.end(), end_of_text) == 1);
         CHECK(std::count(stops.begin(), stops.end(), tok.eos_id()) == 1);
     }
+}
+
+TEST_CASE("progress: the time left is estimated by recomputed token-rows, not by units") {
+    // Ten perturbations of a 10-position sequence, the first recomputing all
+    // ten positions, the last one: 55 token-rows in all.
+    atman::plan plan;
+    plan.length = 10;
+    for (atman::index_t p = 0; p < 10; ++p) {
+        atman::perturbation x;
+        x.index = p;
+        x.first_affected = p;
+        plan.perturbations.push_back(x);
+    }
+    const atman::engine::progress_work work(plan);
+    CHECK(work.of(0) == 0);
+    CHECK(work.of(5) == 10 + 9 + 8 + 7 + 6);
+    CHECK(work.of(10) == 55);
+    CHECK(work.of(15) == 55 + 40);  // the contrast target's round
+    // Half the units in 12 s: 40 of 55 token-rows done, 15 left at 40 per 12 s.
+    CHECK(atman::engine::eta_seconds(12, work.of(5), work.of(10)) == Approx(4.5));
+    // Without a plan, units: 12 s more.
+    CHECK(atman::engine::eta_seconds(12, atman::engine::progress_work().of(5), 10) == Approx(12));
 }
