@@ -24,11 +24,11 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
 
-#include <omp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +43,7 @@
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
 #include "engine/omp_policy.hpp"
+#include "engine/program.hpp"
 #include "engine/tokenizer.hpp"
 
 namespace {
@@ -111,7 +112,7 @@ json in_child(const options& opt, const std::function<json(const eng::llama_mode
         close(channel[0]);
         json result;
         try {
-            omp_set_num_threads(opt.threads);
+            eng::apply_threads(opt.threads);
             const eng::gguf_file file = eng::gguf_file::open(opt.model);
             const eng::llama_model model = eng::llama_model::load(file);
             reset_peak_rss();
@@ -530,18 +531,20 @@ int main(int argc, char** argv) {
     options opt;
     CLI::App app{"atman-bench: what an AtMan explanation costs on the reference engine (docs/performance.md)"};
     app.add_option("--model", opt.model, "GGUF model (default: $ATMAN_MODEL or the fetch-model cache)");
-    app.add_option("--threads", opt.threads, "OpenMP threads")->check(CLI::PositiveNumber);
-    app.add_option("--tokens", opt.tokens, "prompt lengths in tokens, one case each")->check(CLI::Range(16, 4096));
+    app.add_option("--threads", opt.threads, "OpenMP threads")
+        ->check(eng::whole_number(1, eng::max_threads, "from 1 to " + std::to_string(eng::max_threads)))
+        ->capture_default_str();
+    app.add_option("--tokens", opt.tokens, "prompt lengths in tokens, one case each")
+        ->check(eng::whole_number(16, 4096, "from 16 to 4096"));
     app.add_option("--units", opt.units, "units explained per case, spread evenly over the prompt")
-        ->check(CLI::PositiveNumber);
+        ->check(eng::whole_number(1, std::numeric_limits<index_t>::max(), ">= 1"));
     app.add_option("--naive-sample", opt.naive_sample, "units of the naive path timed (the rest estimated)")
-        ->check(CLI::PositiveNumber);
+        ->check(eng::whole_number(1, std::numeric_limits<index_t>::max(), ">= 1"));
     app.add_flag("--quick", opt.quick, "a short run: 128 tokens, 8 units, GEMM 1024");
     app.add_flag("--compare-naive", opt.compare_naive,
                  "run the naive path in full and require equal scores (1e-4)");
     app.add_option("--format", opt.format, "output on stdout")->check(CLI::IsMember({"json", "table"}));
-    CLI11_PARSE(app, argc, argv);
-    try {
+    return eng::run_program("atman-bench", app, argc, argv, [&] {
         if (opt.quick) {
             if (app.count("--tokens") == 0) opt.tokens = {128};
             if (app.count("--units") == 0) opt.units = 8;
@@ -551,8 +554,5 @@ int main(int argc, char** argv) {
         }
         opt.model = eng::resolve_model_path(opt.model);
         return run(opt);
-    } catch (const std::exception& e) {
-        std::cerr << "atman-bench: " << e.what() << std::endl;
-        return 2;
-    }
+    });
 }

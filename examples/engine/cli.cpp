@@ -5,14 +5,11 @@
 #include <atman/report/terminal.hpp>
 
 #include <CLI/CLI.hpp>
-#include <Eigen/Core>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -65,19 +62,6 @@ void add_choice(CLI::App& app, const std::string& name, Enum& value,
     app.add_option(name, value, help)->transform(one_of(names))->type_name(listed)->default_str(atman::to_string(value));
 }
 
-// A whole number in [least, most]; meaning says what the bounds mean, for the message.
-CLI::Validator whole_number(long long least, long long most, const std::string& meaning) {
-    return CLI::Validator(
-        [=](std::string& value) -> std::string {
-            long long n = 0;
-            const char* end = value.data() + value.size();
-            const auto [stop, error] = std::from_chars(value.data(), end, n);
-            if (error == std::errc() && stop == end && n >= least && n <= most) return {};
-            return "must be a whole number " + meaning + ", got '" + value + "'";
-        },
-        "");
-}
-
 // A finite decimal number (the ranges are config::validate's).
 const CLI::Validator real_number(
     [](std::string& value) -> std::string {
@@ -97,9 +81,6 @@ const CLI::Validator not_empty([](std::string& value) -> std::string {
 CLI::Option* add_text(CLI::App& app, const std::string& name, std::string& value, const std::string& help) {
     return app.add_option(name, value, help)->check(not_empty)->type_name("TEXT");
 }
-
-// More would only oversubscribe the cores; the bound keeps the count an int.
-constexpr long long max_threads = 1024;
 
 const char* const help_footer = R"(Examples:
   atman-explain --prompt "What is the capital of France?" --target "Paris"
@@ -229,48 +210,26 @@ command_line parse_command_line(const cli_program& program, const std::vector<st
     result.options.program = program.name;
     CLI::App app{program.description, program.name};
     add_options(app, result.options);
-    std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 consumes from the back
-    try {
-        app.parse(reversed);
-    } catch (const CLI::Success&) {
-        result.help = app.help();
-        return result;
-    } catch (const CLI::ParseError& e) {
-        throw usage_error(std::string(e.what()) + " (see --help)");
-    }
-    check_combinations(result.options);
+    result.help = parse_arguments(app, args);
+    if (result.help.empty()) check_combinations(result.options);
     return result;
 }
 
 int run_command_line(const cli_program& program, int argc, const char* const* argv,
                      const std::function<void(const cli_options&)>& body, bool report) {
-    const auto fail = [&](int code, const char* message) {
-        if (report) std::cerr << program.name << ": " << message << "\n";
-        return code;
-    };
-    // Past a file-size limit (ulimit -f) a write then fails with EFBIG, which
-    // the outputs report, instead of the signal killing the program mid-file.
-    std::signal(SIGXFSZ, SIG_IGN);
-    try {
-        const command_line parsed =
-            parse_command_line(program, std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
-        if (!parsed.help.empty()) {
-            if (report) write_stdout(parsed.help);
+    return run_program(
+        program.name,
+        [&] {
+            const command_line parsed =
+                parse_command_line(program, std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
+            if (!parsed.help.empty()) {
+                if (report) write_stdout(parsed.help);
+            } else {
+                body(parsed.options);
+            }
             return 0;
-        }
-        body(parsed.options);
-        return 0;
-    } catch (const usage_error& e) {
-        return fail(2, e.what());
-    } catch (const std::exception& e) {
-        return fail(1, e.what());
-    }
-}
-
-void apply_threads(int threads) {
-    if (threads <= 0) return;
-    omp_set_num_threads(threads);
-    Eigen::setNbThreads(threads);
+        },
+        report);
 }
 
 std::string read_prompt(const cli_options& options) {

@@ -1,8 +1,7 @@
 #pragma once
 // The command line shared by atman-explain and atman-explain-mpi: its options
 // and their validation, the explain request they describe, and the output
-// they ask for. Exit codes: 0 success, 2 bad usage, 1 any other failure, each
-// failure with a one-line message on stderr naming the problem.
+// they ask for. Exit codes and messages: program.hpp.
 
 #include <atman/config.hpp>
 #include <atman/error.hpp>
@@ -18,16 +17,10 @@
 #include "gguf.hpp"
 #include "llama_engine.hpp"
 #include "llama_model.hpp"
+#include "program.hpp"
 #include "tokenizer.hpp"
 
 namespace atman::engine {
-
-// Something the user must fix in the command line or its inputs (exit code 2),
-// as opposed to a failure while running (exit code 1).
-class usage_error : public atman::invalid_argument {
-public:
-    using atman::invalid_argument::invalid_argument;
-};
 
 struct cli_options {
     std::string program;  // the program's name, for messages
@@ -54,14 +47,10 @@ struct command_line {
 // environment. Throws usage_error naming the first problem.
 command_line parse_command_line(const cli_program& program, const std::vector<std::string>& args);
 
-// Parses argv, prints --help, else runs body and turns its outcome into the
-// exit code. With report, --help goes to stdout and a failure is one line
-// "name: message" on stderr; without (the other ranks of an MPI run), silence.
+// Parses argv, prints --help, else runs body, with run_program's exit codes
+// and messages; without report (the other ranks of an MPI run), silence.
 int run_command_line(const cli_program& program, int argc, const char* const* argv,
                      const std::function<void(const cli_options&)>& body, bool report = true);
-
-// --threads N > 0: N threads for OpenMP and Eigen; 0 leaves their defaults.
-void apply_threads(int threads);
 
 // The user's prompt: --prompt, or the contents of --prompt-file (- for
 // standard input) without a leading UTF-8 byte order mark. Throws usage_error
