@@ -109,7 +109,7 @@ void add_options(CLI::App& app, cli_options& opt) {
         ->capture_default_str();
     add_text(app, "--contrast", opt.contrast, "explain why the target rather than this text");
     app.add_flag("--raw", opt.raw, "use the prompt as is, without the chat template");
-    add_choice(app, "--granularity", opt.cfg.unit_granularity,
+    add_choice(app, "--granularity", opt.granularity,
                {{"token", atman::granularity::token}, {"word", atman::granularity::word},
                 {"sentence", atman::granularity::sentence}, {"paragraph", atman::granularity::paragraph},
                 {"delimiter", atman::granularity::delimiter}},
@@ -129,7 +129,7 @@ void add_options(CLI::App& app, cli_options& opt) {
         ->check(real_number)
         ->type_name("K")
         ->capture_default_str();
-    add_choice(app, "--target-granularity", opt.cfg.targets,
+    add_choice(app, "--target-granularity", opt.targets,
                {{"complete", atman::target_granularity::complete}, {"token", atman::target_granularity::token}},
                "one explanation for the whole target, or one per target token");
     add_choice(app, "--postprocess", opt.cfg.post,
@@ -167,10 +167,10 @@ void check_utf8(const std::string& option, const std::string& text) {
 // What CLI11 cannot check option by option.
 void check_combinations(cli_options& opt) {
     if (opt.prompt.empty() && opt.prompt_file.empty()) throw usage_error("give --prompt TEXT or --prompt-file FILE");
-    if (!opt.delimiter.empty()) opt.cfg.unit_granularity = atman::granularity::delimiter;
-    if (opt.cfg.unit_granularity == atman::granularity::delimiter && opt.delimiter.empty())
+    if (!opt.delimiter.empty()) opt.granularity = atman::granularity::delimiter;
+    if (opt.granularity == atman::granularity::delimiter && opt.delimiter.empty())
         throw usage_error("--granularity delimiter needs --delimiter S");
-    if (!opt.contrast.empty() && opt.cfg.targets != atman::target_granularity::complete)
+    if (!opt.contrast.empty() && opt.targets != atman::target_granularity::complete)
         throw usage_error("--contrast compares whole targets; it cannot be used with --target-granularity token");
     for (const auto& [option, text] : {std::pair<const char*, const std::string&>{"--prompt", opt.prompt},
                                        {"--system", opt.system},
@@ -288,7 +288,7 @@ atman::explain_request build_request(const cli_options& options, const std::stri
     const std::vector<std::int32_t> contrast_ids =
         options.contrast.empty() ? std::vector<std::int32_t>{} : loaded.tok.encode_ids(options.contrast);
     atman::unit_options units;
-    units.by = options.cfg.unit_granularity;
+    units.by = options.granularity;
     units.delimiter = options.delimiter;
     atman::explain_request request = make_request(loaded.tok, prompt, target_ids, units, contrast_ids);
     check_request(loaded.model.hparams(), request, options.cfg);
@@ -297,21 +297,26 @@ atman::explain_request build_request(const cli_options& options, const std::stri
 
 void write_outputs(const cli_options& options, const atman::explanation& result,
                    const std::string& model_json) {
+    atman::html_options html;
+    html.targets = options.targets;
     std::string text;
     if (options.format == "json") {
         atman::json_options json;
+        json.targets = options.targets;
         json.extra_members.push_back({"model", model_json});
         text = atman::to_json(result, json) + "\n";
     } else if (options.format == "html") {
-        text = atman::to_html(result);
+        text = atman::to_html(result, html);
     } else {
-        text = atman::to_terminal(result, options.output.empty() ? atman::terminal_options::for_stream(stdout)
-                                                                 : atman::terminal_options{});
+        atman::terminal_options terminal =
+            options.output.empty() ? atman::terminal_options::for_stream(stdout) : atman::terminal_options{};
+        terminal.targets = options.targets;
+        text = atman::to_terminal(result, terminal);
     }
     staged_outputs outputs;
     const std::vector<output_file> files = output_files(options);
     for (const output_file& file : files)
-        outputs.stage(file, file.option == "-o" ? text : atman::to_html(result));
+        outputs.stage(file, file.option == "-o" ? text : atman::to_html(result, html));
     if (options.output.empty()) write_stdout(text);
     outputs.commit();
     if (!options.quiet) {
