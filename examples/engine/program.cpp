@@ -42,6 +42,7 @@ int run_program(const std::string& name, const std::function<int()>& body, bool 
 
 int run_program(const std::string& name, CLI::App& app, int argc, const char* const* argv,
                 const std::function<int()>& body) {
+    if (app.get_name().empty()) app.name(name);  // for "Usage: name [OPTIONS]"
     return run_program(name, [&] {
         const std::string help =
             parse_arguments(app, std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
