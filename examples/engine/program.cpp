@@ -19,6 +19,14 @@ std::string parse_arguments(CLI::App& app, const std::vector<std::string>& args)
         app.parse(reversed);
     } catch (const CLI::Success&) {
         return app.help();
+    } catch (const CLI::ExtrasError&) {
+        // CLI11's own message lists them reversed (it is given them from the back).
+        const std::vector<std::string> extra = app.remaining();
+        std::string listed;
+        for (const std::string& a : extra) listed += " " + a;
+        throw usage_error(std::string(extra.size() == 1 ? "The following argument was not expected:"
+                                                        : "The following arguments were not expected:") +
+                          listed + " (see --help)");
     } catch (const CLI::ParseError& e) {
         throw usage_error(std::string(e.what()) + " (see --help)");
     }

@@ -158,6 +158,12 @@ TEST_CASE("cli: messages about bad values are short sentences that list the choi
     }
 }
 
+TEST_CASE("cli: arguments that were not expected are listed in the order given") {
+    CHECK(usage_problem({"--prompt", "x", "one", "two", "--bogus"}) ==
+          "The following arguments were not expected: one two --bogus (see --help)");
+    CHECK(usage_problem({"--bogus", "--prompt", "x"}) == "The following argument was not expected: --bogus (see --help)");
+}
+
 TEST_CASE("cli: --help names the choices, the defaults, examples and the exit codes") {
     const std::string help = atman::engine::parse_command_line(program, {"--help"}).help;
     CHECK_THAT(help, Catch::Contains("--granularity token|word|sentence|paragraph|delimiter=word"));
