@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -21,10 +22,22 @@ const std::vector<std::string> programs = {ATMAN_PROGRAMS};
 
 std::string name_of(const std::string& program) { return std::filesystem::path(program).filename().string(); }
 
+// A one-question SQuAD file for atman-eval, there while the tests run.
+std::string squad_file() {
+    static const atman_test::scratch_dir dir("atman-programs-squad");
+    static const std::string path = [] {
+        const std::string file = (dir / "squad.jsonl").string();
+        std::ofstream(file) << R"({"id": "q1", "context": "Paris is in France.", "question": "Where is Paris?", )"
+                            << R"("answers": [{"text": "France", "answer_start": 12}]})" << "\n";
+        return file;
+    }();
+    return path;
+}
+
 // The arguments besides the tested one that a program needs to get as far as its model.
 std::vector<std::string> required_arguments(const std::string& name) {
     if (name.rfind("atman-explain", 0) == 0) return {"--prompt", "x", "--target", "y", "-q"};
-    if (name == "atman-eval") return {"--data", ATMAN_SHARED_DATA_DIR "/squad_public.jsonl", "--limit", "1", "-q"};
+    if (name == "atman-eval") return {"--data", squad_file(), "-q"};
     return {};
 }
 
