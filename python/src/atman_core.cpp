@@ -287,9 +287,17 @@ NB_MODULE(_core, m) {
                double kappa, index_t max_neighbours, bool explain_targets_by_earlier_targets,
                atman::postprocess post, bool normalize, index_t max_batch_rows,
                index_t max_batch_token_rows) {
-                new (c) atman::config{mode, factor, conceptual, kappa, max_neighbours,
-                                      explain_targets_by_earlier_targets, post, normalize,
-                                      max_batch_rows, max_batch_token_rows};
+                new (c) atman::config();
+                c->mode = mode;
+                c->factor = factor;
+                c->conceptual = conceptual;
+                c->kappa = kappa;
+                c->max_neighbours = max_neighbours;
+                c->explain_targets_by_earlier_targets = explain_targets_by_earlier_targets;
+                c->post = post;
+                c->normalize = normalize;
+                c->max_batch_rows = max_batch_rows;
+                c->max_batch_token_rows = max_batch_token_rows;
             },
             "mode"_a = defaults.mode, "factor"_a = defaults.factor, "conceptual"_a = defaults.conceptual,
             "kappa"_a = defaults.kappa, "max_neighbours"_a = defaults.max_neighbours,
@@ -475,18 +483,17 @@ NB_MODULE(_core, m) {
             [](atman::explain_request* r, std::string prompt, nb::handle prompt_tokens, std::string target,
                nb::handle target_tokens, std::vector<atman::unit> units, atman::granularity units_by,
                std::vector<std::string> target_texts, std::string contrast, nb::handle contrast_tokens) {
-                new (r) atman::explain_request{
-                    std::move(prompt),
-                    as_vector<std::int32_t>(prompt_tokens, "int32", "prompt_tokens"),
-                    std::move(target),
-                    as_vector<std::int32_t>(target_tokens, "int32", "target_tokens"),
-                    std::move(target_texts),
-                    std::move(units),
-                    units_by,
-                    std::move(contrast),
-                    contrast_tokens.is_none()
-                        ? std::vector<std::int32_t>{}
-                        : as_vector<std::int32_t>(contrast_tokens, "int32", "contrast_tokens")};
+                new (r) atman::explain_request();
+                r->prompt = std::move(prompt);
+                r->prompt_tokens = as_vector<std::int32_t>(prompt_tokens, "int32", "prompt_tokens");
+                r->target = std::move(target);
+                r->target_tokens = as_vector<std::int32_t>(target_tokens, "int32", "target_tokens");
+                r->target_texts = std::move(target_texts);
+                r->units = std::move(units);
+                r->units_by = units_by;
+                r->contrast = std::move(contrast);
+                if (!contrast_tokens.is_none())
+                    r->contrast_tokens = as_vector<std::int32_t>(contrast_tokens, "int32", "contrast_tokens");
             },
             "prompt"_a, "prompt_tokens"_a, "target"_a, "target_tokens"_a, "units"_a,
             "units_by"_a = atman::granularity::spans, "target_texts"_a = std::vector<std::string>{},
@@ -621,9 +628,16 @@ NB_MODULE(_core, m) {
         "explanation"_a, "title"_a = atman::html_options{}.title, "targets"_a = atman::target_granularity::complete);
     m.def(
         "to_terminal",
-        [](const atman::explanation& e, bool colour, bool truecolor, index_t top_k, atman::target_granularity targets) {
-            return atman::to_terminal(e, {colour, truecolor, top_k, targets});
+        [](const atman::explanation& e, bool colour, bool truecolor, index_t top_k, index_t width,
+           atman::target_granularity targets) {
+            atman::terminal_options options;
+            options.colour = colour;
+            options.truecolor = truecolor;
+            options.top_k = top_k;
+            options.width = width;
+            options.targets = targets;
+            return atman::to_terminal(e, options);
         },
         "explanation"_a, "colour"_a = false, "truecolor"_a = false, "top_k"_a = atman::terminal_options{}.top_k,
-        "targets"_a = atman::target_granularity::complete);
+        "width"_a = atman::terminal_options{}.width, "targets"_a = atman::target_granularity::complete);
 }

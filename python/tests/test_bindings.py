@@ -263,7 +263,7 @@ def test_scores_from_raw_deltas_and_merged_shards():
 # --- errors ---------------------------------------------------------------
 
 def test_library_errors_are_python_exceptions_with_the_library_message():
-    with pytest.raises(ValueError, match="factor must be a finite number >= 0"):
+    with pytest.raises(ValueError, match="factor must be a number from 0 to"):
         atman.explain(NumpyEngine(NumpyModel()), request(), atman.Config(factor=float("nan")))
     with pytest.raises(atman.InvalidArgument, match="token 1 has byte offsets"):
         atman.make_units("abc", [(0, 1), (1, 9)])
@@ -314,6 +314,9 @@ def test_reports_show_the_explanation():
     text = atman.to_terminal(e, top_k=2)
     assert 'AtMan explanation of " Paris."' in text and "top 2 units" in text and "\x1b[" not in text
     assert "\x1b[" in atman.to_terminal(e, colour=True)
+    heatmap = text.split("\n\n")[1]
+    narrow = atman.to_terminal(e, top_k=2, width=12).split("\n\n")[1]
+    assert narrow.count("\n") > heatmap.count("\n")
 
 
 def test_a_plan_run_in_shards_gives_the_scores_of_one_run():
