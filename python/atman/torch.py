@@ -157,9 +157,10 @@ class TransformersEngine:
 
 
 def _log_additive_mask(factors, p, dtype):
-    """rows x 1 x (T - p) x T: causal, plus log(phi_j) on key j (phi = 0: -1e4)."""
+    """rows x 1 x (T - p) x T: causal, plus log(phi_j) on key j (the library's
+    log_additive_zero_bias for phi = 0)."""
     rows, T = factors.shape
-    zero = torch.full_like(factors, -1e4)
+    zero = torch.full_like(factors, atman.log_additive_zero_bias)
     bias = torch.where(factors == 0, zero, torch.log(torch.where(factors == 0, torch.ones_like(factors), factors)))
     queries = torch.arange(p, T, device=factors.device)[:, None]
     causal = torch.arange(T, device=factors.device)[None, :] <= queries

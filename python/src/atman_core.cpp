@@ -279,6 +279,8 @@ NB_MODULE(_core, m) {
         .value("unit", atman::perturbation_kind::unit)
         .value("target", atman::perturbation_kind::target);
 
+    m.attr("log_additive_zero_bias") = atman::log_additive_zero_bias;
+
     const atman::config defaults;
     nb::class_<atman::config>(m, "Config")
         .def(
