@@ -19,9 +19,9 @@ import time
 PROMPT = " ".join(
     ["The committee met on a cold Tuesday morning to decide where the new library would be built."] * 1
     + ["Some members wanted the old railway station, close to the river and the market square,"
-       " while others argued for the park behind the school, which children could reach on foot."] * 5
+       " while others argued for the park behind the school, which children could reach on foot."] * 3
     + ["After three hours of debate, the mayor asked everyone to vote, and the result surprised"
-       " nobody who had followed the local newspaper during the previous months."] * 4
+       " nobody who had followed the local newspaper during the previous months."] * 2
     + ["In the end the new library was built next to the old railway station, and its first"
        " visitors were the children from the school, who came every afternoon. The library"
        " stands beside the"])
@@ -110,10 +110,12 @@ def main():
     # atman-explain's own figure excludes loading; RSS of the largest child so far.
     results["a_cpp"] = {"seconds": ref["stats"]["seconds"], "wall_with_load": wall, "units": len(ref["units"]),
                         "max_rss_mib": max(rss, before) / 1024}
+    print("a_cpp", json.dumps(results["a_cpp"]), flush=True)  # each as it comes: runs are long
     for which in ("adapter", "peer"):
         line = run([sys.executable, __file__, "--cli", args.cli, "--model", args.model,
                     "--threads", str(args.threads), "--child", which]).strip().splitlines()[-1]
         results["b_adapter" if which == "adapter" else "c_peer"] = json.loads(line)
+        print(which, line, flush=True)
     c = results["c_peer"]["seconds"]
     results["ratio_peer_over_adapter"] = c / results["b_adapter"]["seconds"]
     results["ratio_peer_over_cpp"] = c / results["a_cpp"]["seconds"]
