@@ -1,0 +1,219 @@
+"""AtMan for Hugging Face transformers causal LMs, planned and scored by the C++ library.
+
+    from atman.torch import explain
+    e = explain(model, tokenizer, "The capital of France is", " Paris")
+    print(atman.to_terminal(e))
+
+The model runs as an atman engine (atman.explain): one base pass keeps its KV
+cache; each batch of perturbations reuses the cache for the positions before
+the batch's first affected position and recomputes only the rest.
+multiplicative mode runs through a custom attention function registered in
+transformers' attention interface; log_additive adds log(phi) to an additive
+4D attention mask, which every attention implementation accepts.
+"""
+
+import contextlib
+import inspect
+
+import numpy as np
+import torch
+
+import atman
+
+ATTENTION_NAME = "atman_multiplicative"
+
+# The key coefficients (phi - 1, batch x keys) of the pass in progress; read
+# by the attention function, which transformers calls without extra arguments.
+_coefficients = None
+
+
+def _multiplicative_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Eager attention with AtMan's multiplicative manipulation:
+    S' = m + phi (S - m), m the minimum of the scores a query row may see."""
+    groups = query.shape[1] // key.shape[1]
+    if groups > 1:
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    scaling = query.shape[-1] ** -0.5 if scaling is None else scaling
+    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
+    q_len, k_len = scores.shape[-2:]
+    if attention_mask is None:  # causal: the queries are the last q_len positions
+        rows = torch.arange(k_len - q_len, k_len, device=scores.device)[:, None]
+        visible = torch.arange(k_len, device=scores.device)[None, :] <= rows
+    elif attention_mask.dtype == torch.bool:
+        visible = attention_mask[..., :k_len]
+    else:
+        visible = attention_mask[..., :k_len] == 0
+    if _coefficients is not None:
+        row_min = scores.masked_fill(~visible, float("inf")).amin(dim=-1, keepdim=True)
+        scores = scores + _coefficients[:, None, None, :k_len] * (scores - row_min)
+    scores = scores.masked_fill(~visible, torch.finfo(scores.dtype).min)
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(value.dtype)
+    return torch.matmul(probs, value).transpose(1, 2).contiguous(), None
+
+
+def _register():
+    from transformers import AttentionInterface
+
+    AttentionInterface.register(ATTENTION_NAME, _multiplicative_attention)
+    try:  # transformers >= 4.53 builds masks per attention implementation
+        from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+        AttentionMaskInterface.register(ATTENTION_NAME, eager_mask)
+    except ImportError:
+        pass
+
+
+_register()
+
+
+@contextlib.contextmanager
+def _attention(model, name):
+    previous = model.config._attn_implementation
+    model.config._attn_implementation = name
+    try:
+        yield
+    finally:
+        model.config._attn_implementation = previous
+
+
+def _prefix_cache(cache, p, rows):
+    """The base pass's KV cache cut to positions < p, repeated for `rows` rows."""
+    from transformers import DynamicCache
+
+    if hasattr(cache, "layers"):
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+    else:
+        kv = list(zip(cache.key_cache, cache.value_cache))
+    prefix = DynamicCache()
+    for index, (k, v) in enumerate(kv):
+        prefix.update(k[:, :, :p].expand(rows, -1, -1, -1).contiguous(),
+                      v[:, :, :p].expand(rows, -1, -1, -1).contiguous(), index)
+    return prefix
+
+
+def _token_ce(logits, targets):
+    """CE in nats of targets (rows x m) under logits (rows x m x vocab)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    return -logp.gather(-1, targets[..., None])[..., 0].double()
+
+
+class TransformersEngine:
+    """A transformers causal LM as an atman engine (see atman.explain)."""
+
+    def __init__(self, model, prefix_reuse=True):
+        self.model = model
+        self.prefix_reuse = prefix_reuse  # False: every row recomputes all positions
+        self.device = next(model.parameters()).device
+        # transformers 5.2x renamed the cache argument from past_key_values to cache.
+        self._cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        self._cache = None
+        self._base_ce = None
+
+    def _targets(self, seq, rows):
+        return torch.tensor(seq.targets, dtype=torch.long, device=self.device).expand(rows, -1)
+
+    def base_pass(self, seq):
+        tokens = torch.tensor(seq.tokens, dtype=torch.long, device=self.device)[None]
+        with torch.inference_mode():
+            out = self.model(input_ids=tokens, use_cache=True)
+            scored = out.logits[:, seq.first_scored:seq.first_scored + seq.n_targets]
+            ce = _token_ce(scored, self._targets(seq, 1))[0]
+        self._cache = getattr(out, self._cache_argument)
+        self._base_ce = ce
+        return ce.cpu().numpy()
+
+    def perturbed_pass(self, seq, batch):
+        global _coefficients
+        rows, T = len(batch), seq.length
+        # The rows share the positions before their first affected one.
+        p = int(batch.first_affected.min()) if self.prefix_reuse else 0
+        # Copies: the views are valid only during this call.
+        factors = torch.tensor(batch.key_factors, device=self.device)
+        tokens = torch.tensor(seq.tokens[p:], dtype=torch.long, device=self.device)
+        kwargs = {"input_ids": tokens[None].expand(rows, -1),
+                  "position_ids": torch.arange(p, T, device=self.device)[None].expand(rows, -1),
+                  "use_cache": p > 0}
+        if p > 0:
+            kwargs[self._cache_argument] = _prefix_cache(self._cache, p, rows)
+        dtype = next(self.model.parameters()).dtype
+        with torch.inference_mode():
+            if batch.mode == atman.Mode.multiplicative:
+                _coefficients = (factors - 1).to(dtype)
+                try:
+                    with _attention(self.model, ATTENTION_NAME):
+                        logits = self.model(**kwargs).logits
+                finally:
+                    _coefficients = None
+            else:
+                logits = self.model(attention_mask=_log_additive_mask(factors, p, dtype), **kwargs).logits
+            ce = self._base_ce.expand(rows, -1).clone()
+            first = max(seq.first_scored, p)  # targets scored before p cannot change
+            last = seq.first_scored + seq.n_targets
+            if last > first:
+                ce[:, first - seq.first_scored:] = _token_ce(logits[:, first - p:last - p],
+                                                             self._targets(seq, rows)[:, first - seq.first_scored:])
+        return ce.cpu().numpy()
+
+
+def _log_additive_mask(factors, p, dtype):
+    """rows x 1 x (T - p) x T: causal, plus log(phi_j) on key j (the library's
+    log_additive_zero_bias for phi = 0)."""
+    rows, T = factors.shape
+    zero = torch.full_like(factors, atman.log_additive_zero_bias)
+    bias = torch.where(factors == 0, zero, torch.log(torch.where(factors == 0, torch.ones_like(factors), factors)))
+    queries = torch.arange(p, T, device=factors.device)[:, None]
+    causal = torch.arange(T, device=factors.device)[None, :] <= queries
+    mask = torch.where(causal, 0.0, torch.finfo(dtype).min).to(dtype)
+    return (mask[None] + bias[:, None, :].to(dtype)).clamp(min=torch.finfo(dtype).min)[:, None]
+
+
+def request_for(tokenizer, prompt, target, units_by=atman.Granularity.word, add_special_tokens=False):
+    """The explain request of target after prompt with tokenizer's tokens
+    (a fast tokenizer: units come from its offsets) and units_by's units."""
+    encoded = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
+    ids = encoded["input_ids"]
+    special = [i in tokenizer.all_special_ids for i in ids]
+    offsets = atman.byte_offsets(prompt, encoded["offset_mapping"])
+    units = atman.make_units(prompt, offsets, special, atman.UnitOptions(by=units_by))
+    target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
+    texts = [tokenizer.decode([t]) for t in target_ids]
+    return atman.ExplainRequest(prompt, ids, target, target_ids, units, units_by=units_by, target_texts=texts)
+
+
+def explain(model, tokenizer, prompt, target, *, mode=atman.Mode.multiplicative, factor=0.1,
+            units_by=atman.Granularity.word, config=None, progress=True):
+    """The AtMan explanation of `target` following `prompt` (raw text, no chat
+    template) under model; config (an atman.Config) overrides mode and factor.
+    progress: a tqdm bar on stderr (True), a callable(done, total), or None."""
+    cfg = config if config is not None else atman.Config(mode=mode, factor=factor)
+    req = request_for(tokenizer, prompt, target, units_by)
+    bar, callback = None, progress if callable(progress) else None
+    if progress is True:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(req.units), unit="unit", leave=False)
+
+        def callback(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+    try:
+        return atman.explain(TransformersEngine(model), req, cfg, progress=callback)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def load_gguf(path, dtype=torch.float32):
+    """Model and tokenizer from a GGUF file (dequantised), as the C++ engine loads it."""
+    import os
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    directory, name = os.path.split(os.path.abspath(path))
+    tokenizer = AutoTokenizer.from_pretrained(directory, gguf_file=name)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, dtype=dtype)
+    except TypeError:  # transformers before 4.56 names it torch_dtype
+        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=name, torch_dtype=dtype)
+    return model.eval(), tokenizer
