@@ -36,6 +36,7 @@
 #include "eval/deletion.hpp"
 #include "eval/labels.hpp"
 #include "eval/metrics.hpp"
+#include "eval/question.hpp"
 #include "eval/squad.hpp"
 
 namespace {
@@ -115,51 +116,6 @@ std::vector<method> select_methods(const std::string& list, index_t batch) {
     return selected;
 }
 
-// One question turned into what the methods need, or the reason it is skipped.
-struct prepared_question {
-    atman::explain_request request;
-    std::vector<int> labels;  // one per unit of request
-    std::string skip_reason;  // empty: evaluate it
-};
-
-prepared_question prepare(const atman::eval::squad_question& q, const eng::tokenizer& tok,
-                          const eng::chat_template& tmpl) {
-    prepared_question out;
-    if (q.context.find_first_not_of(" \t\r\n") == std::string::npos) {
-        out.skip_reason = "empty context";
-        return out;
-    }
-    if (q.answers.empty()) {
-        out.skip_reason = "no answer";
-        return out;
-    }
-    std::vector<atman::byte_range> answers;
-    for (const atman::eval::squad_answer& a : q.answers) {
-        const std::optional<atman::byte_range> bytes = atman::eval::answer_bytes(q.context, a.text, a.start_code_point);
-        if (!bytes) {
-            out.skip_reason = "answer not found at its offset";
-            return out;
-        }
-        answers.push_back(*bytes);
-    }
-
-    // The user message is the context, a blank line and the question; the
-    // context's bytes are the explain range.
-    const eng::prompt_tokens prompt = eng::tokenize_prompt(tok, &tmpl, q.context + "\n\nQuestion: " + q.question);
-    const index_t context_start = prompt.user_ranges.front().start;
-    atman::unit_options units;
-    units.by = atman::granularity::word;
-    units.range.bytes = {{context_start, context_start + index_t(q.context.size())}};
-    out.request = eng::make_request(tok, prompt, tok.encode_ids(q.answers.front().text), units);
-
-    std::vector<atman::byte_range> unit_bytes;
-    for (const atman::unit& u : out.request.units) unit_bytes.push_back({u.start - context_start, u.end - context_start});
-    out.labels = atman::eval::unit_labels(unit_bytes, answers);
-    if (std::find(out.labels.begin(), out.labels.end(), 1) == out.labels.end())
-        out.skip_reason = "no unit overlaps an answer";
-    return out;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -169,7 +125,7 @@ double cpu_seconds_since(std::clock_t start) {
 }
 
 // The relevance of each unit of q by method m.
-std::vector<double> relevance(const method& m, eng::llama_engine& engine, const prepared_question& q,
+std::vector<double> relevance(const method& m, eng::llama_engine& engine, const atman::eval::prepared_question& q,
                               const atman::teacher_forced_sequence& seq, index_t line, std::uint64_t seed) {
     const index_t n_units = index_t(q.request.units.size());
     switch (m.kind) {
@@ -323,7 +279,7 @@ int run(const options& opt) {
     for (std::size_t i = 0; i < questions.size(); ++i) {
         const auto started = std::chrono::steady_clock::now();
         const atman::eval::numbered_question& nq = questions[i];
-        const prepared_question q = prepare(nq.question, tok, tmpl);
+        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, tmpl);
         if (!q.skip_reason.empty()) {
             ++skipped[q.skip_reason];
             ++n_skipped;
