@@ -223,7 +223,6 @@ json explain_variant(const eng::llama_model& model, const atman::explain_request
                      index_t batch_rows) {
     eng::llama_engine engine(model);
     atman::config cfg;
-    cfg.unit_granularity = atman::granularity::token;
     cfg.max_batch_rows = batch_rows;
     const atman::plan p = atman::plan_explanation(engine, request, cfg);
     const auto started = std::chrono::steady_clock::now();

@@ -177,6 +177,10 @@ int run(const options& opt) {
             exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
         }
         const double seconds = seconds_since(started);
+        if (!opt.quiet)
+            std::cerr << "atman-long: " << nq.question.id << ": " << length << " tokens, " << q.request.units.size()
+                      << " words, exhaustive " << exhaustive.stats.token_forwards << " token-forwards"
+                      << (opt.count_exhaustive ? " (counted)" : ", " + std::to_string(seconds) + " s") << "\n";
         exhaustive_forwards += exhaustive.stats.token_forwards;
         exhaustive_seconds += seconds;
         tokens.push_back(double(length));
@@ -195,10 +199,10 @@ int run(const options& opt) {
             const atman::explanation found = atman::explain_hierarchical(engine, q.request, cfg, refine);
             json r = compare(exhaustive, seconds, found, seconds_since(started), q.labels);
             r["top_k"] = opt.top_k[k];
+            if (!opt.quiet) std::cerr << "atman-long:   " << r.dump() << "\n";
             runs[k].push_back(r);
             doc["hierarchical"].push_back(r);
         }
-        if (!opt.quiet) std::cerr << "atman-long: " << doc.dump() << "\n";
         documents.push_back(doc);
     }
     atman::detail::require(!documents.empty(), "no document of " + opt.data + " could be explained");

@@ -60,6 +60,8 @@ inline atman::explanation explain_toy() {
     request.target = "tokens 5 6";  // the target's text, for reports
     request.target_tokens = {5, 6};
     const std::vector<atman::token_offsets> offsets = {{0, 3}, {3, 9}, {9, 14}, {14, 18}};
-    request.units = atman::make_units(request.prompt, offsets, {});  // words
+    const atman::unit_options words;  // granularity::word
+    request.units = atman::make_units(request.prompt, offsets, words);
+    request.units_by = words.by;  // what the reports call the units
     return atman::explain(engine, request, atman::config{});  // paper defaults: multiplicative, 0.1
 }

@@ -47,7 +47,7 @@ void add_options(CLI::App& app, cli_options& opt) {
         ->capture_default_str();
     app.add_option("--contrast", opt.contrast, "explain why the target rather than this text");
     app.add_flag("--raw", opt.raw, "use the prompt as is, without the chat template");
-    add_enum(app, "--granularity", opt.cfg.unit_granularity,
+    add_enum(app, "--granularity", opt.granularity,
              {{"token", atman::granularity::token}, {"word", atman::granularity::word},
               {"sentence", atman::granularity::sentence}, {"paragraph", atman::granularity::paragraph},
               {"delimiter", atman::granularity::delimiter}},
@@ -62,7 +62,7 @@ void add_options(CLI::App& app, cli_options& opt) {
     app.add_flag("--conceptual", opt.cfg.conceptual, "also suppress similar tokens (cosine neighbourhood)");
     app.add_option("--kappa", opt.cfg.kappa, "similarity threshold of --conceptual, in [-1, 1]")
         ->capture_default_str();
-    add_enum(app, "--target-granularity", opt.cfg.targets,
+    add_enum(app, "--target-granularity", opt.targets,
              {{"complete", atman::target_granularity::complete}, {"token", atman::target_granularity::token}},
              "one explanation for the whole target, or one per target token");
     add_enum(app, "--postprocess", opt.cfg.post,
@@ -118,16 +118,16 @@ void check_search(const CLI::App& app, const cli_options& opt) {
             if (app.count(name) > 0) throw usage_error(std::string(name) + " needs --search hierarchical");
         return;
     }
-    if (coarseness(opt.cfg.unit_granularity) < 0)
+    if (coarseness(opt.granularity) < 0)
         throw usage_error(std::string("--search hierarchical needs --granularity token, word or sentence, not ") +
-                          atman::to_string(opt.cfg.unit_granularity));
-    int finer = coarseness(opt.cfg.unit_granularity);
+                          atman::to_string(opt.granularity));
+    int finer = coarseness(opt.granularity);
     for (auto level = opt.levels.rbegin(); level != opt.levels.rend(); finer = coarseness(*level++)) {
         if (coarseness(*level) <= finer)
             throw usage_error("--levels must go from coarse to fine, each coarser than the next and than "
-                              "--granularity " + std::string(atman::to_string(opt.cfg.unit_granularity)) + "; got " +
+                              "--granularity " + std::string(atman::to_string(opt.granularity)) + "; got " +
                               atman::to_string(*level) + " above " +
-                              (level == opt.levels.rbegin() ? atman::to_string(opt.cfg.unit_granularity)
+                              (level == opt.levels.rbegin() ? atman::to_string(opt.granularity)
                                                             : atman::to_string(*(level - 1))));
     }
     if (opt.cfg.conceptual) throw usage_error("--search hierarchical cannot be used with --conceptual");
@@ -136,10 +136,10 @@ void check_search(const CLI::App& app, const cli_options& opt) {
 // What CLI11 cannot check option by option.
 void check_combinations(cli_options& opt) {
     if (opt.prompt.empty() && opt.prompt_file.empty()) throw usage_error("give --prompt TEXT or --prompt-file FILE");
-    if (!opt.delimiter.empty()) opt.cfg.unit_granularity = atman::granularity::delimiter;
-    if (opt.cfg.unit_granularity == atman::granularity::delimiter && opt.delimiter.empty())
+    if (!opt.delimiter.empty()) opt.granularity = atman::granularity::delimiter;
+    if (opt.granularity == atman::granularity::delimiter && opt.delimiter.empty())
         throw usage_error("--granularity delimiter needs --delimiter S");
-    if (!opt.contrast.empty() && opt.cfg.targets != atman::target_granularity::complete)
+    if (!opt.contrast.empty() && opt.targets != atman::target_granularity::complete)
         throw usage_error("--contrast compares whole targets; it cannot be used with --target-granularity token");
     try {
         opt.cfg.validate();
@@ -166,7 +166,7 @@ std::string search_json(const cli_options& options) {
     if (options.search == "hierarchical") {
         nlohmann::json levels = nlohmann::json::array();
         for (atman::granularity level : options.levels) levels.push_back(atman::to_string(level));
-        levels.push_back(atman::to_string(options.cfg.unit_granularity));
+        levels.push_back(atman::to_string(options.granularity));
         member["levels"] = levels;
         member["top_k"] = options.refine.top_k;
         member["threshold"] = std::isfinite(options.refine.threshold) ? nlohmann::json(options.refine.threshold)
@@ -269,7 +269,7 @@ atman::explain_request build_request(const cli_options& options, const std::stri
     const std::vector<std::int32_t> contrast_ids =
         options.contrast.empty() ? std::vector<std::int32_t>{} : loaded.tok.encode_ids(options.contrast);
     atman::unit_options units;
-    units.by = options.cfg.unit_granularity;
+    units.by = options.granularity;
     units.delimiter = options.delimiter;
     atman::explain_request request = make_request(loaded.tok, prompt, target_ids, units, contrast_ids);
     check_request(loaded.model.hparams(), request, options.cfg);
@@ -294,24 +294,29 @@ atman::explanation run_search(const cli_options& options, const std::string& use
 
 void write_outputs(const cli_options& options, const atman::explanation& result,
                    const std::string& model_json) {
+    atman::html_options html;
+    html.targets = options.targets;
     std::string text;
     if (options.format == "json") {
         atman::json_options json;
+        json.targets = options.targets;
         json.extra_members.push_back({"model", model_json});
         json.extra_members.push_back({"search", search_json(options)});
         text = atman::to_json(result, json) + "\n";
     } else if (options.format == "html") {
-        text = atman::to_html(result);
+        text = atman::to_html(result, html);
     } else {
-        text = atman::to_terminal(result, options.output.empty() ? atman::terminal_options::for_stream(stdout)
-                                                                 : atman::terminal_options{});
+        atman::terminal_options terminal =
+            options.output.empty() ? atman::terminal_options::for_stream(stdout) : atman::terminal_options{};
+        terminal.targets = options.targets;
+        text = atman::to_terminal(result, terminal);
     }
     if (options.output.empty()) {
         std::cout << text << std::flush;
     } else {
         write_file(options.output, text);
     }
-    if (!options.html_output.empty()) write_file(options.html_output, atman::to_html(result));
+    if (!options.html_output.empty()) write_file(options.html_output, atman::to_html(result, html));
     if (!options.quiet) {
         std::cerr << options.program << ": " << result.units.size() << " units, " << result.stats.passes
                   << " passes, " << result.stats.token_forwards << " token-forwards (naive "

@@ -37,6 +37,8 @@ struct cli_options {
     index_t generate = 32;  // tokens to generate when there is no --target
     bool raw = false, quiet = false;
     int threads = 0;  // 0: the program's default
+    atman::granularity granularity = atman::granularity::word;                  // of the units
+    atman::target_granularity targets = atman::target_granularity::complete;  // the reports' view
     atman::config cfg;
     // --search hierarchical: coarse-to-fine (atman/hierarchical.hpp), its
     // levels coarsest first; refine.levels is filled by run_search().

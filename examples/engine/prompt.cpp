@@ -67,6 +67,7 @@ atman::explain_request make_request(const tokenizer& tok, const prompt_tokens& p
     for (std::int32_t id : target_ids) request.target_texts.push_back(tok.token_bytes(id));
     if (units.range.bytes.empty() && units.range.positions.empty()) units.range.bytes = prompt.user_ranges;
     request.units = atman::make_units(prompt.text, prompt.offsets, units);
+    request.units_by = units.by;
     if (!contrast_ids.empty()) {
         request.contrast_tokens = contrast_ids;
         request.contrast = tok.decode(contrast_ids);

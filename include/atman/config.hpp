@@ -25,7 +25,9 @@ enum class manipulation_mode {
 // What one unit is made of (units.hpp).
 enum class granularity { token, word, sentence, paragraph, delimiter, spans, grid };
 
-// Whether one score sums over all target tokens or each target token gets its own.
+// What a report shows: one explanation of the whole target, or besides it
+// one per target token. Both are always computed (explanation.hpp); this only
+// chooses the view (report options).
 enum class target_granularity { complete, token };
 
 enum class postprocess { none, absolute, square };
@@ -39,8 +41,6 @@ struct config {
     bool conceptual = false;             // cosine-neighbourhood suppression
     double kappa = 0.7;                  // neighbourhood threshold (s >= kappa)
     index_t max_neighbours = 0;          // per position; 0 = no cap
-    granularity unit_granularity = granularity::word;  // recorded in reports
-    target_granularity targets = target_granularity::complete;
     bool explain_targets_by_earlier_targets = false;
     postprocess post = postprocess::none;
     bool normalize = false;              // min-max to [0, 1] after postprocessing

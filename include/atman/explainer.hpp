@@ -23,7 +23,7 @@
 //
 // Contrastive ("why target rather than contrast"): both targets are
 // teacher-forced after the same prompt, each with its own base pass; requires
-// cfg.targets == complete and no earlier-target units.
+// no earlier-target units.
 //
 // Errors: invalid_argument for a bad request or config (also when
 // cfg.conceptual and the engine has no input_embeddings), numeric_error when

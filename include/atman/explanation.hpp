@@ -38,6 +38,7 @@ struct explanation_stats {
 
 struct explanation {
     config cfg;
+    granularity units_by = granularity::spans;  // the request's units_by
     std::string prompt;                 // the full text the units' byte offsets refer to
     std::string target;                 // the explained target text
     std::string contrast;               // contrastive target ("why target rather than contrast"), empty if none

@@ -19,6 +19,8 @@ struct explain_request {
     std::vector<std::int32_t> target_tokens;    // y_0..y_{m-1}
     std::vector<std::string> target_texts;      // decoded text of each target token; may be empty
     std::vector<unit> units;                    // over prompt positions (units.hpp)
+    granularity units_by = granularity::spans;  // what the units are, for reports: the
+                                                // unit_options::by that made them, spans if by hand
     std::string contrast;                       // contrastive target's text
     std::vector<std::int32_t> contrast_tokens;  // non-empty: explain "target rather than contrast"
 
@@ -39,13 +41,8 @@ inline void validate_request(const explain_request& request, const config& cfg) 
     require(!request.units.empty(), "explain: there are no units to explain");
     validate_units(request.units, index_t(request.prompt_tokens.size()),
                    index_t(request.prompt.size()));
-    if (request.contrastive()) {
-        require(cfg.targets == target_granularity::complete,
-                "explain: contrastive explanations compare whole targets; use "
-                "target_granularity::complete");
-        require(!cfg.explain_targets_by_earlier_targets,
-                "explain: contrastive explanations cannot explain targets by earlier targets");
-    }
+    require(!request.contrastive() || !cfg.explain_targets_by_earlier_targets,
+            "explain: contrastive explanations cannot explain targets by earlier targets");
 }
 
 }  // namespace detail

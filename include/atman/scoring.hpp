@@ -10,8 +10,8 @@
 //                          (contrastive: minus sum_t delta_{k,t}(contrast))
 // where post is cfg.post; with cfg.normalize each of score and
 // scores_per_target[t] is then min-max scaled to [0, 1] over the units (all 0
-// when they are all equal). cfg.targets tells reports which of the two is the
-// explanation: `complete` the score, `token` one explanation per target token.
+// when they are all equal). Reports show the score, and with
+// target_granularity::token also one view per target token (report options).
 // A perturbation cannot change a target scored before its first affected
 // position; such deltas are exactly 0, as are all deltas of a perturbation
 // that touches no key (every factor 1). Earlier-target units have
@@ -132,6 +132,7 @@ inline explanation score_deltas(const explain_request& request, const config& cf
 
     explanation result;
     result.cfg = cfg;
+    result.units_by = request.units_by;
     result.prompt = request.prompt;
     result.target = request.target;
     result.contrast = request.contrast;

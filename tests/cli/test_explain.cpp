@@ -185,3 +185,30 @@ TEST_CASE("atman-explain: --search options are checked") {
         CHECK(r.out.empty());
     }
 }
+
+// The report labels come from what was asked: the units' granularity, and
+// the per-token views only with --target-granularity token.
+TEST_CASE("atman-explain: --granularity and --target-granularity reach the reports") {
+    const std::vector<std::string> base = {"--model", atman_test::model_path(), "--raw", "--prompt",
+                                           "Paris is big. The capital of France is", "--target", " Paris",
+                                           "--threads", "1", "-q"};
+    auto args = base;
+    for (const char* a : {"--format", "json", "--granularity", "sentence", "--target-granularity", "token"})
+        args.push_back(a);
+    const atman_test::program_result sentences = run_program(ATMAN_EXPLAIN, args);
+    REQUIRE(sentences.exit_code == 0);
+    const json e = json::parse(sentences.out);
+    CHECK(e.at("config").at("granularity") == "sentence");
+    CHECK(e.at("config").at("target_granularity") == "token");
+    CHECK(e.at("units").size() == 2);
+
+    args = base;
+    args.push_back("--target-granularity");
+    args.push_back("token");
+    const atman_test::program_result per_token = run_program(ATMAN_EXPLAIN, args);
+    REQUIRE(per_token.exit_code == 0);
+    CHECK(per_token.out.find("target token 0 \" Paris\"") != std::string::npos);
+    const atman_test::program_result whole = run_program(ATMAN_EXPLAIN, base);
+    REQUIRE(whole.exit_code == 0);
+    CHECK(whole.out.find("target token") == std::string::npos);
+}

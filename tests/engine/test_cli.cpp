@@ -54,8 +54,8 @@ TEST_CASE("cli: only --prompt gives the documented defaults") {
     CHECK(o.threads == 0);
     CHECK(o.cfg.mode == atman::manipulation_mode::multiplicative);
     CHECK(o.cfg.factor == 0.1);
-    CHECK(o.cfg.unit_granularity == atman::granularity::word);
-    CHECK(o.cfg.targets == atman::target_granularity::complete);
+    CHECK(o.granularity == atman::granularity::word);
+    CHECK(o.targets == atman::target_granularity::complete);
     CHECK(o.cfg.post == atman::postprocess::none);
     CHECK_FALSE(o.cfg.normalize);
     CHECK_FALSE(o.cfg.conceptual);
@@ -74,7 +74,7 @@ TEST_CASE("cli: every option reaches its field") {
     CHECK(o.target == "Paris");
     CHECK(o.contrast == "Rome");
     CHECK(o.raw);
-    CHECK(o.cfg.unit_granularity == atman::granularity::sentence);  // case-insensitive
+    CHECK(o.granularity == atman::granularity::sentence);  // case-insensitive
     CHECK(o.cfg.mode == atman::manipulation_mode::log_additive);
     CHECK(o.cfg.factor == 0.25);
     CHECK(o.cfg.conceptual);
@@ -91,15 +91,15 @@ TEST_CASE("cli: every option reaches its field") {
     const cli_options g = parse({"--prompt", "x", "--generate", "7", "--target-granularity", "token",
                                  "--postprocess", "absolute", "--granularity", "paragraph"});
     CHECK(g.generate == 7);
-    CHECK(g.cfg.targets == atman::target_granularity::token);
+    CHECK(g.targets == atman::target_granularity::token);
     CHECK(g.cfg.post == atman::postprocess::absolute);
-    CHECK(g.cfg.unit_granularity == atman::granularity::paragraph);
+    CHECK(g.granularity == atman::granularity::paragraph);
 }
 
 TEST_CASE("cli: --delimiter implies --granularity delimiter") {
     const cli_options o = parse({"--prompt", "a; b", "--delimiter", ";"});
     CHECK(o.delimiter == ";");
-    CHECK(o.cfg.unit_granularity == atman::granularity::delimiter);
+    CHECK(o.granularity == atman::granularity::delimiter);
 }
 
 TEST_CASE("cli: bad usage throws usage_error naming the problem") {

@@ -228,25 +228,21 @@ TEST_CASE("the explainer equals the brute-force reference in every configuration
                 const deltas_table expected =
                     reference_deltas(model, c, cfg, c.request.target_tokens);
                 for (auto [rows, token_rows] : budgets) {
-                    for (auto targets :
-                         {atman::target_granularity::complete, atman::target_granularity::token}) {
-                        cfg.max_batch_rows = rows;
-                        cfg.max_batch_token_rows = token_rows;
-                        cfg.targets = targets;
-                        INFO(atman::to_string(mode)
-                             << ", kappa " << kappa << ", earlier " << earlier << ", budget "
-                             << rows << "/" << token_rows << ", " << atman::to_string(targets));
-                        tiny_transformer engine;
-                        const atman::explanation e = atman::explain(engine, c.request, cfg);
-                        check_raw_scores(e, expected);
+                    cfg.max_batch_rows = rows;
+                    cfg.max_batch_token_rows = token_rows;
+                    INFO(atman::to_string(mode)
+                         << ", kappa " << kappa << ", earlier " << earlier << ", budget "
+                         << rows << "/" << token_rows);
+                    tiny_transformer engine;
+                    const atman::explanation e = atman::explain(engine, c.request, cfg);
+                    check_raw_scores(e, expected);
 
-                        const index_t length = index_t(c.sequence.size());
-                        const index_t perturbations = index_t(expected.size());
-                        CHECK(e.stats.passes == perturbations + 1);
-                        CHECK(e.stats.token_forwards == engine.positions_computed);
-                        CHECK(e.stats.token_forwards_naive == (perturbations + 1) * length);
-                        CHECK(e.stats.token_forwards < e.stats.token_forwards_naive);
-                    }
+                    const index_t length = index_t(c.sequence.size());
+                    const index_t perturbations = index_t(expected.size());
+                    CHECK(e.stats.passes == perturbations + 1);
+                    CHECK(e.stats.token_forwards == engine.positions_computed);
+                    CHECK(e.stats.token_forwards_naive == (perturbations + 1) * length);
+                    CHECK(e.stats.token_forwards < e.stats.token_forwards_naive);
                 }
             }
         }
@@ -293,7 +289,6 @@ TEST_CASE("earlier-target units: texts, positions, and no effect on earlier targ
     const case_data c = make_case();
     atman::config cfg;
     cfg.explain_targets_by_earlier_targets = true;
-    cfg.targets = atman::target_granularity::token;
     tiny_transformer engine;
     const atman::explanation e = atman::explain(engine, c.request, cfg);
     REQUIRE(e.units.size() == 9 + 3);
@@ -394,7 +389,7 @@ TEST_CASE("contrastive explanations subtract the contrast target's deltas") {
     CHECK(e.stats.passes == 2 + 2 * index_t(a.size()));
     CHECK(e.stats.token_forwards_naive == (index_t(a.size()) + 1) * (14 + 13));
 
-    cfg.targets = atman::target_granularity::token;
+    cfg.explain_targets_by_earlier_targets = true;
     CHECK_THROWS_AS(atman::explain(engine, c.request, cfg), atman::invalid_argument);
 }
 
@@ -513,4 +508,12 @@ TEST_CASE("bad requests and configs are invalid_argument") {
     request.target_texts.push_back(" t2");
     CHECK_THROWS_AS(atman::explain_deltas(engine, request, atman::config{}, p),
                     atman::invalid_argument);
+}
+
+TEST_CASE("the explanation names the request's units") {
+    case_data c = make_case();
+    tiny_transformer engine;
+    CHECK(atman::explain(engine, c.request, {}).units_by == atman::granularity::spans);  // by hand
+    c.request.units_by = atman::granularity::sentence;
+    CHECK(atman::explain(engine, c.request, {}).units_by == atman::granularity::sentence);
 }

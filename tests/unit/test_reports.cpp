@@ -35,8 +35,7 @@ atman::explanation sample_explanation() {
     e.cfg.factor = 0.25;
     e.cfg.conceptual = true;
     e.cfg.kappa = 0.65;
-    e.cfg.unit_granularity = atman::granularity::sentence;
-    e.cfg.targets = atman::target_granularity::token;
+    e.units_by = atman::granularity::sentence;
     e.cfg.post = atman::postprocess::square;
     e.cfg.normalize = true;
     e.prompt = "Say \"hi\" to\n<script>alert(1)</script> caf\xC3\xA9 now";
@@ -79,7 +78,9 @@ const std::string replacement = "\xEF\xBF\xBD";
 
 TEST_CASE("json: every field round-trips through a JSON parser") {
     const atman::explanation e = sample_explanation();
-    const json j = json::parse(atman::to_json(e));
+    atman::json_options per_token;
+    per_token.targets = atman::target_granularity::token;
+    const json j = json::parse(atman::to_json(e, per_token));
 
     CHECK(j.at("schema") == "atman.explanation/1");
     const json& cfg = j.at("config");
@@ -291,7 +292,9 @@ std::size_t count(const std::string& text, const std::string& what) {
 TEST_CASE("html: a well-formed page in which data never becomes markup") {
     atman::explanation e = sample_explanation();
     e.contrast = "it's <i>London</i>";
-    const std::string html = atman::to_html(e);
+    atman::html_options per_token;
+    per_token.targets = atman::target_granularity::token;
+    const std::string html = atman::to_html(e, per_token);
 
     CHECK(html.rfind("<!DOCTYPE html>", 0) == 0);
     CHECK(html.find("<meta charset=\"utf-8\">") != std::string::npos);
@@ -313,6 +316,27 @@ TEST_CASE("html: a well-formed page in which data never becomes markup") {
     // One collapsible view per target token, each with its own legend.
     CHECK(count(html, "<details>") == e.targets.size());
     CHECK(count(html, "class=\"legend\"") == 1 + e.targets.size());
+}
+
+TEST_CASE("reports: target_granularity chooses the whole target's view, or also one per token") {
+    const atman::explanation e = sample_explanation();
+    const std::string whole = atman::to_html(e);
+    CHECK(count(whole, "<details>") == 0);
+    CHECK(count(whole, "class=\"legend\"") == 1);
+    CHECK(json::parse(atman::to_json(e)).at("config").at("target_granularity") == "complete");
+
+    atman::terminal_options terminal;
+    CHECK(count(atman::to_terminal(e, terminal), "target token ") == 0);
+    terminal.targets = atman::target_granularity::token;
+    const std::string text = atman::to_terminal(e, terminal);
+    CHECK(count(text, "target token ") == e.targets.size());
+    CHECK(count(text, "scale ") == 1 + e.targets.size());
+    // Each view ranks by its own scores: unit 2 (7/3) leads the whole target's,
+    // unit 1 (-2.5 * -1.5) token 1's.
+    const std::size_t token_1 = text.find("target token 1 ");
+    REQUIRE(token_1 != std::string::npos);
+    CHECK(text.find("1. +2.33") < token_1);
+    CHECK(text.find("1. +3.75  \"\"hi\"\" (unit 1)", token_1) != std::string::npos);
 }
 
 TEST_CASE("html: tooltips carry the exact score and colours follow its sign") {

@@ -19,6 +19,7 @@ namespace atman {
 
 struct html_options {
     std::string title = "AtMan explanation";
+    target_granularity targets = target_granularity::complete;  // token: also a heatmap per target token
 };
 
 namespace detail {
@@ -102,7 +103,7 @@ inline std::string to_html(const explanation& e, const html_options& options = {
         "<p>Target: <code>" + html_escape(e.target) + "</code></p>\n";
     if (!e.contrast.empty()) out += "<p>Rather than: <code>" + html_escape(e.contrast) + "</code></p>\n";
     out += "<p>Mode " + std::string(to_string(e.cfg.mode)) + ", factor " +
-           detail::format_round_trip(e.cfg.factor) + ", units by " + to_string(e.cfg.unit_granularity) +
+           detail::format_round_trip(e.cfg.factor) + ", units by " + to_string(e.units_by) +
            (e.cfg.conceptual ? ", conceptual (kappa " + detail::format_round_trip(e.cfg.kappa) + ")" : "") +
            ", postprocess " + to_string(e.cfg.post) + (e.cfg.normalize ? ", normalised" : "") +
            ". Positive scores: suppressing the unit makes the target less likely.</p>\n";
@@ -111,7 +112,7 @@ inline std::string to_html(const explanation& e, const html_options& options = {
     detail::append_html_heatmap(out, segments, e, {});
     out += "</section>\n";
 
-    if (detail::has_scores_per_target(e)) {
+    if (options.targets == target_granularity::token && detail::has_scores_per_target(e)) {
         out += "<section>\n<h2>Per target token</h2>\n";
         for (std::size_t t = 0; t < e.targets.size(); ++t) {
             const target_token& token = e.targets[t];

@@ -19,6 +19,9 @@ inline constexpr const char* explanation_json_schema = "atman.explanation/1";
 
 struct json_options {
     int indent = 2;  // 0: one line
+    // Recorded as config.target_granularity: the view the reader should show
+    // (both are in the units' score and scores_per_target).
+    target_granularity targets = target_granularity::complete;
     // Further top-level members as (key, already serialised JSON value), e.g.
     // {"model", R"({"name": "SmolLM2"})"}. The values are written verbatim:
     // the caller vouches that they are valid JSON.
@@ -58,8 +61,8 @@ inline std::string to_json(const explanation& e, const json_options& options = {
     json.key("conceptual"); json.boolean(e.cfg.conceptual);
     json.key("kappa"); json.number(e.cfg.kappa);
     json.key("max_neighbours"); json.integer(e.cfg.max_neighbours);
-    json.key("granularity"); json.string(to_string(e.cfg.unit_granularity));
-    json.key("target_granularity"); json.string(to_string(e.cfg.targets));
+    json.key("granularity"); json.string(to_string(e.units_by));
+    json.key("target_granularity"); json.string(to_string(options.targets));
     json.key("explain_targets_by_earlier_targets"); json.boolean(e.cfg.explain_targets_by_earlier_targets);
     json.key("postprocess"); json.string(to_string(e.cfg.post));
     json.key("normalize"); json.boolean(e.cfg.normalize);

@@ -51,6 +51,7 @@ struct terminal_options {
     bool colour = false;
     bool truecolor = false;  // 24-bit colours; otherwise the 256-colour palette
     index_t top_k = 5;       // units listed (and, without colour, marked in the text)
+    target_granularity targets = target_granularity::complete;  // token: also a heatmap per target token
 
     // Colour as colour_enabled(stream) decides; truecolor when COLORTERM says so.
     static terminal_options for_stream(std::FILE* stream) {
@@ -131,6 +132,54 @@ inline std::string signed_score(double score) {
     return (score >= 0 ? "+" : "") + format_significant(score, 3);
 }
 
+// The prompt coloured (or, without colour, its top units marked) by view's
+// scores, the scale, and the top units.
+inline void append_terminal_heatmap(std::string& out, const std::vector<prompt_segment>& segments,
+                                    const explanation& e, score_view view, const terminal_options& options) {
+    std::vector<const unit_score*> top;
+    for (const unit_score& u : e.units) top.push_back(&u);
+    std::stable_sort(top.begin(), top.end(),
+                     [&](const unit_score* a, const unit_score* b) { return view(*a) > view(*b); });
+    top.resize(std::min(top.size(), static_cast<std::size_t>(options.top_k)));
+    const auto is_top = [&](const unit_score* u) { return std::find(top.begin(), top.end(), u) != top.end(); };
+
+    std::vector<double> scores;
+    for (const unit_score& u : e.units) scores.push_back(view(u));
+    const diverging_scale scale = diverging_scale::fit(scores);
+
+    for (const prompt_segment& segment : segments) {
+        const std::string text = terminal_safe(segment.text, false);
+        if (!segment.unit)
+            out += text;
+        else if (options.colour)
+            append_coloured(out, text, ansi_colours(scale.colour(view(*segment.unit)), options.truecolor));
+        else if (is_top(segment.unit))
+            out += "[" + text + " " + signed_score(view(*segment.unit)) + "]";
+        else
+            out += text;
+    }
+    out += "\n\n";
+
+    if (options.colour) {
+        out += "scale " + signed_score(scale.lowest()) + " ";
+        constexpr int cells = 11;
+        for (int i = 0; i < cells; ++i) {
+            const double score = scale.lowest() + (scale.highest() - scale.lowest()) * i / (cells - 1);
+            out += ansi_colours(scale.colour(score), options.truecolor) + "  " + std::string(ansi_reset);
+        }
+        out += " " + signed_score(scale.highest()) + "  (blue opposes, red supports the target)\n";
+    } else {
+        out += "scale " + signed_score(scale.lowest()) + " to " + signed_score(scale.highest()) +
+               "; [text score] marks the top " + std::to_string(top.size()) + " units\n";
+    }
+
+    if (!top.empty()) out += "top " + std::to_string(top.size()) + " units:\n";
+    for (std::size_t rank = 0; rank < top.size(); ++rank) {
+        out += "  " + std::to_string(rank + 1) + ". " + signed_score(view(*top[rank])) + "  \"" +
+               terminal_safe(top[rank]->text, true) + "\" (unit " + std::to_string(top[rank]->index) + ")\n";
+    }
+}
+
 }  // namespace detail
 
 inline std::string to_terminal(const explanation& e, const terminal_options& options = {}) {
@@ -139,55 +188,19 @@ inline std::string to_terminal(const explanation& e, const terminal_options& opt
     detail::require_finite_numbers(e);
     const std::vector<detail::prompt_segment> segments = detail::segment_prompt(e);
 
-    std::vector<const unit_score*> top;
-    for (const unit_score& u : e.units) top.push_back(&u);
-    std::stable_sort(top.begin(), top.end(),
-                     [](const unit_score* a, const unit_score* b) { return a->score > b->score; });
-    top.resize(std::min(top.size(), static_cast<std::size_t>(options.top_k)));
-    const auto is_top = [&](const unit_score* u) { return std::find(top.begin(), top.end(), u) != top.end(); };
-
-    std::vector<double> scores;
-    for (const unit_score& u : e.units) scores.push_back(u.score);
-    const detail::diverging_scale scale = detail::diverging_scale::fit(scores);
-
     std::string out = "AtMan explanation of \"" + detail::terminal_safe(e.target, true) + "\"";
     if (!e.contrast.empty()) out += " rather than \"" + detail::terminal_safe(e.contrast, true) + "\"";
     out += "\n\n";
+    detail::append_terminal_heatmap(out, segments, e, {}, options);
 
-    for (const detail::prompt_segment& segment : segments) {
-        const std::string text = detail::terminal_safe(segment.text, false);
-        if (!segment.unit)
-            out += text;
-        else if (options.colour)
-            detail::append_coloured(out, text, detail::ansi_colours(scale.colour(segment.unit->score),
-                                                                    options.truecolor));
-        else if (is_top(segment.unit))
-            out += "[" + text + " " + detail::signed_score(segment.unit->score) + "]";
-        else
-            out += text;
-    }
-    out += "\n\n";
-
-    if (options.colour) {
-        out += "scale " + detail::signed_score(scale.lowest()) + " ";
-        constexpr int cells = 11;
-        for (int i = 0; i < cells; ++i) {
-            const double score = scale.lowest() + (scale.highest() - scale.lowest()) * i / (cells - 1);
-            out += detail::ansi_colours(scale.colour(score), options.truecolor) + "  " +
-                   std::string(detail::ansi_reset);
+    if (options.targets == target_granularity::token && detail::has_scores_per_target(e)) {
+        for (std::size_t t = 0; t < e.targets.size(); ++t) {
+            const target_token& token = e.targets[t];
+            out += "\ntarget token " + std::to_string(t) + " \"" + detail::terminal_safe(token.text, true) +
+                   "\" (id " + std::to_string(token.id) + ", base CE " +
+                   detail::format_significant(token.base_ce, 4) + "):\n\n";
+            detail::append_terminal_heatmap(out, segments, e, {static_cast<index_t>(t)}, options);
         }
-        out += " " + detail::signed_score(scale.highest()) + "  (blue opposes, red supports the target)\n";
-    } else {
-        out += "scale " + detail::signed_score(scale.lowest()) + " to " +
-               detail::signed_score(scale.highest()) + "; [text score] marks the top " +
-               std::to_string(top.size()) + " units\n";
-    }
-
-    if (!top.empty()) out += "top " + std::to_string(top.size()) + " units:\n";
-    for (std::size_t rank = 0; rank < top.size(); ++rank) {
-        out += "  " + std::to_string(rank + 1) + ". " + detail::signed_score(top[rank]->score) + "  \"" +
-               detail::terminal_safe(top[rank]->text, true) + "\" (unit " + std::to_string(top[rank]->index) +
-               ")\n";
     }
     return out;
 }
