@@ -29,13 +29,13 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
-#include "engine/omp_policy.hpp"
 #include "engine/prompt.hpp"
 #include "engine/tokenizer.hpp"
 #include "eval/baselines.hpp"
 #include "eval/deletion.hpp"
 #include "eval/labels.hpp"
 #include "eval/metrics.hpp"
+#include "eval/program.hpp"
 #include "eval/question.hpp"
 #include "eval/squad.hpp"
 
@@ -265,13 +265,10 @@ int run(const options& opt) {
     const std::vector<method> methods = select_methods(opt.methods, opt.batch);
     const std::vector<atman::eval::numbered_question> questions =
         atman::eval::read_squad(opt.data, opt.offset, opt.limit);
-    const std::string path = eng::resolve_model_path(opt.model);
-    const eng::gguf_file file = eng::gguf_file::open(path);
-    const eng::tokenizer tok(file);
-    const eng::chat_template tmpl = eng::chat_template::from_gguf(file);
-    if (!opt.quiet) std::cerr << "atman-eval: loading " << path << "\n";
-    const eng::llama_model model = eng::llama_model::load(file);
-    eng::llama_engine engine(model);
+    const atman::eval::eval_model loaded("atman-eval", opt.model, opt.quiet);
+    const eng::tokenizer& tok = loaded.tok;
+    const eng::chat_template& tmpl = loaded.tmpl;
+    eng::llama_engine engine(loaded.model);
 
     std::vector<method_results> results(methods.size());
     std::map<std::string, index_t> skipped;
@@ -325,7 +322,7 @@ int run(const options& opt) {
                    {"n", evaluated},
                    {"skipped", n_skipped},
                    {"skipped_by_reason", skipped},
-                   {"model", std::filesystem::path(path).filename().string()},
+                   {"model", std::filesystem::path(loaded.path).filename().string()},
                    {"protocol", protocol_json(opt)},
                    {"methods", json::object()}};
     for (std::size_t k = 0; k < methods.size(); ++k) result["methods"][methods[k].name] = method_json(results[k]);
@@ -336,15 +333,10 @@ int run(const options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    atman::engine::restart_with_passive_omp_wait("atman-eval", argv);
     options opt;
     CLI::App app{"atman-eval: explanation quality on SQuAD (mAP, mAR, their interquartile means, deletion)\n"
                  "for AtMan variants and baselines over the words of each context (docs/quality.md)."};
-    app.add_option("--model", opt.model, "GGUF model file (default: $ATMAN_MODEL, else the cached default model)");
-    app.add_option("--data", opt.data, "SQuAD-style JSON Lines file")->capture_default_str();
-    app.add_option("--limit", opt.limit, "evaluate at most N questions (default: all)")->check(CLI::NonNegativeNumber);
-    app.add_option("--offset", opt.offset, "skip the first N questions of the file")
-        ->check(CLI::NonNegativeNumber)->capture_default_str();
+    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset);
     std::string all;
     for (const method& m : known_methods(0)) all += (all.empty() ? "" : ",") + m.name;
     app.add_option("--methods", opt.methods, "comma-separated methods (default: all: " + all + ")");
@@ -354,23 +346,6 @@ int main(int argc, char** argv) {
     app.add_option("--seed", opt.seed, "seed of the random baseline and of tie-breaking")->capture_default_str();
     app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
     app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
-    try {
-        app.parse(argc, argv);
-        select_methods(opt.methods, opt.batch);
-    } catch (const CLI::CallForHelp&) {
-        std::cout << app.help();
-        return 0;
-    } catch (const CLI::ParseError& e) {
-        std::cerr << "atman-eval: " << e.what() << " (see --help)\n";
-        return 2;
-    } catch (const std::exception& e) {
-        std::cerr << "atman-eval: " << e.what() << " (see --help)\n";
-        return 2;
-    }
-    try {
-        return run(opt);
-    } catch (const std::exception& e) {
-        std::cerr << "atman-eval: " << e.what() << "\n";
-        return 1;
-    }
+    return atman::eval::run_program(
+        "atman-eval", app, argc, argv, [&] { select_methods(opt.methods, opt.batch); }, [&] { return run(opt); });
 }

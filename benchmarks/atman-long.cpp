@@ -28,10 +28,10 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
-#include "engine/omp_policy.hpp"
 #include "engine/tokenizer.hpp"
 #include "eval/agreement.hpp"
 #include "eval/metrics.hpp"
+#include "eval/program.hpp"
 #include "eval/question.hpp"
 #include "eval/squad.hpp"
 
@@ -44,7 +44,7 @@ using json = nlohmann::ordered_json;
 constexpr index_t overlap_k = 10;
 
 struct options {
-    std::string model, data, format = "table";
+    std::string model, data = "build/long-docs/long-1000.jsonl", format = "table";
     index_t limit = -1, offset = 0, max_units = 0;
     std::vector<index_t> top_k = {3};
     std::vector<atman::granularity> levels = {atman::granularity::paragraph, atman::granularity::sentence};
@@ -140,13 +140,10 @@ int run(const options& opt) {
     }
     const std::vector<atman::eval::numbered_question> questions =
         atman::eval::read_squad(opt.data, opt.offset, opt.limit);
-    const std::string path = eng::resolve_model_path(opt.model);
-    const eng::gguf_file file = eng::gguf_file::open(path);
-    const eng::tokenizer tok(file);
-    const eng::chat_template tmpl = eng::chat_template::from_gguf(file);
-    if (!opt.quiet) std::cerr << "atman-long: loading " << path << "\n";
-    const eng::llama_model model = eng::llama_model::load(file);
-    eng::llama_engine engine(model);
+    const atman::eval::eval_model loaded("atman-long", opt.model, opt.quiet);
+    const eng::tokenizer& tok = loaded.tok;
+    const eng::chat_template& tmpl = loaded.tmpl;
+    eng::llama_engine engine(loaded.model);
     const atman::config cfg;  // the defaults: multiplicative, factor 0.1, words
 
     json documents = json::array();
@@ -228,7 +225,7 @@ int run(const options& opt) {
     const json result = {
         {"schema", "atman.long/1"},
         {"dataset", opt.data},
-        {"model", std::filesystem::path(path).filename().string()},
+        {"model", std::filesystem::path(loaded.path).filename().string()},
         {"n", documents.size()},
         {"levels", levels},
         {"max_units", opt.max_units},
@@ -241,21 +238,21 @@ int run(const options& opt) {
                         {"mAP", exhaustive_ap.empty() ? json(nullptr) : json(atman::eval::mean(exhaustive_ap))}}},
         {"hierarchical", summary},
         {"documents", documents}};
-    std::cout << (opt.format == "json" ? result.dump(2) + "\n" : table(result)) << std::flush;
+    if (opt.format == "json") {
+        std::cout << result.dump(2) << std::endl;
+    } else {
+        std::cout << table(result) << std::flush;
+    }
     return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    atman::engine::restart_with_passive_omp_wait("atman-long", argv);
     options opt;
     CLI::App app{"atman-long: coarse-to-fine AtMan against exhaustive word-level AtMan on long documents\n"
                  "(docs/hierarchical.md): cost, wall time and agreement, in one run."};
-    app.add_option("--model", opt.model, "GGUF model file (default: $ATMAN_MODEL, else the cached default model)");
-    app.add_option("--data", opt.data, "SQuAD-style JSON Lines file (scripts/make-long-docs)")->required();
-    app.add_option("--limit", opt.limit, "at most N documents (default: all)")->check(CLI::NonNegativeNumber);
-    app.add_option("--offset", opt.offset, "skip the first N documents")->check(CLI::NonNegativeNumber);
+    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset);  // from scripts/make-long-docs
     app.add_option("--top-k", opt.top_k, "comma-separated refinement top-k values, one run each (0 = all)")
         ->delimiter(',')
         ->check(CLI::NonNegativeNumber)
@@ -275,19 +272,5 @@ int main(int argc, char** argv) {
                  "count the exhaustive explanation's token-forwards from its plan instead of running it "
                  "(no wall time or agreement then)");
     app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
-    try {
-        app.parse(argc, argv);
-    } catch (const CLI::CallForHelp&) {
-        std::cout << app.help();
-        return 0;
-    } catch (const CLI::ParseError& e) {
-        std::cerr << "atman-long: " << e.what() << " (see --help)\n";
-        return 2;
-    }
-    try {
-        return run(opt);
-    } catch (const std::exception& e) {
-        std::cerr << "atman-long: " << e.what() << "\n";
-        return 1;
-    }
+    return atman::eval::run_program("atman-long", app, argc, argv, {}, [&] { return run(opt); });
 }
