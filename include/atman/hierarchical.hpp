@@ -29,6 +29,8 @@
 // stats: passes, token_forwards and seconds of all levels (one base pass per
 // level), units_measured the perturbations run over all levels,
 // token_forwards_naive that of the exhaustive explanation of request.units.
+// run_options apply to each level's run: before_running sees each level's
+// plan, progress counts the perturbations of one level, cancel stops any.
 // With top_k = 0, no threshold and max_units = 0 every unit is refined, and
 // the finest level runs the exhaustive plan: the result is explain()'s.
 //
