@@ -33,6 +33,7 @@
 #include <atman/error.hpp>
 
 #include "engine/model_path.hpp"
+#include "engine/program.hpp"
 #include "support/run_program.hpp"
 
 extern char** environ;
@@ -243,15 +244,8 @@ int main(int argc, char** argv) {
     app.add_option("--format", opt.format, "output on stdout")
         ->check(CLI::IsMember({"table", "json"}))
         ->capture_default_str();
-    CLI11_PARSE(app, argc, argv);
-    try {
+    return eng::run_program("atman-bench-mpi", app, argc, argv, [&] {
         opt.model = std::filesystem::absolute(eng::resolve_model_path(opt.model)).string();
         return run(opt);
-    } catch (const atman::invalid_argument& e) {
-        std::cerr << "atman-bench-mpi: " << e.what() << std::endl;
-        return 2;
-    } catch (const std::exception& e) {
-        std::cerr << "atman-bench-mpi: " << e.what() << std::endl;
-        return 1;
-    }
+    });
 }

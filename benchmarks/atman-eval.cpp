@@ -11,9 +11,7 @@
 #include <atman/atman.hpp>
 
 #include <CLI/CLI.hpp>
-#include <Eigen/Core>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 
 #include <chrono>
 #include <ctime>
@@ -29,13 +27,15 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
+#include "engine/omp_policy.hpp"
+#include "engine/program.hpp"
 #include "engine/prompt.hpp"
 #include "engine/tokenizer.hpp"
 #include "eval/baselines.hpp"
 #include "eval/deletion.hpp"
 #include "eval/labels.hpp"
+#include "eval/inputs.hpp"
 #include "eval/metrics.hpp"
-#include "eval/program.hpp"
 #include "eval/question.hpp"
 #include "eval/squad.hpp"
 
@@ -59,9 +59,7 @@ struct options {
     bool quiet = false;
 };
 
-struct usage_error : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
+using eng::usage_error;
 
 enum class method_kind { atman, random, uniform, attention_last, attention_rollout };
 
@@ -258,10 +256,7 @@ std::string table(const json& result) {
 }
 
 int run(const options& opt) {
-    if (opt.threads > 0) {
-        omp_set_num_threads(opt.threads);
-        Eigen::setNbThreads(opt.threads);
-    }
+    eng::apply_threads(opt.threads);
     const std::vector<method> methods = select_methods(opt.methods, opt.batch);
     const std::vector<atman::eval::numbered_question> questions =
         atman::eval::read_squad(opt.data, opt.offset, opt.limit);
@@ -333,6 +328,7 @@ int run(const options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    atman::engine::restart_with_passive_omp_wait("atman-eval", argv);
     options opt;
     CLI::App app{"atman-eval: explanation quality on SQuAD (mAP, mAR, their interquartile means, deletion)\n"
                  "for AtMan variants and baselines over the words of each context (docs/quality.md)."};
@@ -340,12 +336,13 @@ int main(int argc, char** argv) {
     std::string all;
     for (const method& m : known_methods(0)) all += (all.empty() ? "" : ",") + m.name;
     app.add_option("--methods", opt.methods, "comma-separated methods (default: all: " + all + ")");
-    app.add_option("--threads", opt.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+    app.add_option("--threads", opt.threads, "threads (0 = all cores)")
+        ->check(eng::whole_number(0, eng::max_threads, "from 0 to " + std::to_string(eng::max_threads) + " (0 = all cores)"))
+        ->capture_default_str();
     app.add_option("--batch", opt.batch, "AtMan perturbations per batch (0 = automatic)")
         ->check(CLI::NonNegativeNumber)->capture_default_str();
     app.add_option("--seed", opt.seed, "seed of the random baseline and of tie-breaking")->capture_default_str();
     app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
     app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
-    return atman::eval::run_program(
-        "atman-eval", app, argc, argv, [&] { select_methods(opt.methods, opt.batch); }, [&] { return run(opt); });
+    return eng::run_program("atman-eval", app, argc, argv, [&] { return run(opt); });
 }

@@ -28,10 +28,12 @@
 #include "engine/llama_engine.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
+#include "engine/omp_policy.hpp"
+#include "engine/program.hpp"
 #include "engine/tokenizer.hpp"
 #include "eval/agreement.hpp"
 #include "eval/metrics.hpp"
-#include "eval/program.hpp"
+#include "eval/inputs.hpp"
 #include "eval/question.hpp"
 #include "eval/squad.hpp"
 
@@ -134,10 +136,7 @@ json mean_of(const std::vector<json>& runs, const char* key) {
 }
 
 int run(const options& opt) {
-    if (opt.threads > 0) {
-        omp_set_num_threads(opt.threads);
-        Eigen::setNbThreads(opt.threads);
-    }
+    eng::apply_threads(opt.threads);
     const std::vector<atman::eval::numbered_question> questions =
         atman::eval::read_squad(opt.data, opt.offset, opt.limit);
     const atman::eval::eval_model loaded("atman-long", opt.model, opt.quiet);
@@ -249,6 +248,7 @@ int run(const options& opt) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    atman::engine::restart_with_passive_omp_wait("atman-long", argv);
     options opt;
     CLI::App app{"atman-long: coarse-to-fine AtMan against exhaustive word-level AtMan on long documents\n"
                  "(docs/hierarchical.md): cost, wall time and agreement, in one run."};
@@ -272,5 +272,5 @@ int main(int argc, char** argv) {
                  "count the exhaustive explanation's token-forwards from its plan instead of running it "
                  "(no wall time or agreement then)");
     app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
-    return atman::eval::run_program("atman-long", app, argc, argv, {}, [&] { return run(opt); });
+    return eng::run_program("atman-long", app, argc, argv, [&] { return run(opt); });
 }

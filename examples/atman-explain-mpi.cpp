@@ -151,7 +151,9 @@ void explain(const mpi_session& mpi, eng::cli_options options) {
 
     std::string user_prompt;
     phase(mpi, [&] {
-        if (is_root) user_prompt = eng::read_prompt(options);
+        if (!is_root) return;
+        eng::check_outputs(options);
+        user_prompt = eng::read_prompt(options);
     });
     std::optional<eng::loaded_model> loaded;
     std::optional<eng::llama_engine> engine;
@@ -174,6 +176,7 @@ void explain(const mpi_session& mpi, eng::cli_options options) {
         atman::explain_options run_options;
         run_options.before_running = [&](const atman::plan& plan) {
             eng::check_plan_memory(loaded->model.hparams(), plan);
+            bar.weigh_by(plan);
         };
         run_options.progress = [&](atman::index_t done, atman::index_t total) {
             bar.update(done, total);

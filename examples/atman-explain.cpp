@@ -19,6 +19,7 @@ namespace {
 namespace eng = atman::engine;
 
 void explain(const eng::cli_options& options) {
+    eng::check_outputs(options);  // first: a closed stdout would be the next file opened
     eng::apply_threads(options.threads);
     const std::string user_prompt = eng::read_prompt(options);
     const eng::loaded_model loaded(options);
@@ -29,6 +30,7 @@ void explain(const eng::cli_options& options) {
     atman::explain_options run_options;
     run_options.before_running = [&](const atman::plan& plan) {
         eng::check_plan_memory(loaded.model.hparams(), plan);
+        bar.weigh_by(plan);
     };
     run_options.progress = [&](atman::index_t done, atman::index_t total) {
         bar.update(done, total);

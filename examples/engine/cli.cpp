@@ -5,70 +5,137 @@
 #include <atman/report/terminal.hpp>
 
 #include <CLI/CLI.hpp>
-#include <Eigen/Core>
 #include <nlohmann/json.hpp>
-#include <omp.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
-#include <map>
+#include <limits>
 #include <sstream>
+#include <string_view>
+#include <type_traits>
+#include <utility>
 
 #include "limits.hpp"
 #include "model_path.hpp"
+#include "output_files.hpp"
 #include "prompt.hpp"
+#include "utf8.hpp"
 
 namespace atman::engine {
 
 namespace {
 
-template <class Enum>
-void add_enum(CLI::App& app, const std::string& name, Enum& value,
-              const std::map<std::string, Enum>& names, const std::string& help) {
-    app.add_option(name, value, help)
-        ->transform(CLI::CheckedTransformer(names, CLI::ignore_case))
-        ->default_str(atman::to_string(value));
+// The validators below word their complaints as "--option: <sentence>".
+
+// A value from names (matched ignoring case); the choices are listed on error.
+template <class Value>
+CLI::Validator one_of(const std::vector<std::pair<std::string, Value>>& names) {
+    std::string listed;
+    for (std::size_t k = 0; k < names.size(); ++k)
+        listed += (k == 0 ? "" : k + 1 == names.size() ? " or " : ", ") + names[k].first;
+    return CLI::Validator(
+        [names, listed](std::string& value) -> std::string {
+            for (const auto& [name, meaning] : names) {
+                if (CLI::detail::to_lower(value) != name) continue;
+                // Enums reach CLI11 as their number, strings as their name.
+                if constexpr (std::is_enum_v<Value>) {
+                    value = std::to_string(static_cast<int>(meaning));
+                } else {
+                    value = meaning;
+                }
+                return {};
+            }
+            return "must be " + listed + ", got '" + value + "'";
+        },
+        "");
 }
 
+template <class Enum>
+void add_choice(CLI::App& app, const std::string& name, Enum& value,
+                const std::vector<std::pair<std::string, Enum>>& names, const std::string& help) {
+    std::string listed;
+    for (const auto& choice : names) listed += (listed.empty() ? "" : "|") + choice.first;
+    app.add_option(name, value, help)->transform(one_of(names))->type_name(listed)->default_str(atman::to_string(value));
+}
+
+// A finite decimal number (the ranges are config::validate's).
+const CLI::Validator real_number(
+    [](std::string& value) -> std::string {
+        double x = 0;
+        const char* end = value.data() + value.size();
+        const auto [stop, error] = std::from_chars(value.data(), end, x);
+        if (error == std::errc() && stop == end && std::isfinite(x)) return {};
+        return "must be a finite number, got '" + value + "'";
+    },
+    "");
+
+// Empty text has no meaning for any option that takes text (leave the option out instead).
+const CLI::Validator not_empty([](std::string& value) -> std::string {
+    return value.empty() ? "must not be empty (leave the option out for its default)" : std::string();
+}, "");
+
+CLI::Option* add_text(CLI::App& app, const std::string& name, std::string& value, const std::string& help) {
+    return app.add_option(name, value, help)->check(not_empty)->type_name("TEXT");
+}
+
+const char* const help_footer = R"(Examples:
+  atman-explain --prompt "What is the capital of France?" --target "Paris"
+  atman-explain --prompt-file question.txt --format json -o scores.json --html scores.html
+  echo "Why is the sky blue?" | atman-explain --prompt-file - --granularity sentence
+
+Exit codes: 0 success; 2 bad usage (a message names the option or file to fix);
+1 any other failure (the model file, the texts, the sizes, writing the output).
+)";
+
 void add_options(CLI::App& app, cli_options& opt) {
-    app.add_option("--model", opt.model, "GGUF model file (default: $ATMAN_MODEL, else the cached default model)");
-    auto* prompt = app.add_option("--prompt", opt.prompt, "the user's prompt text");
-    auto* prompt_file = app.add_option("--prompt-file", opt.prompt_file, "read the prompt from a file");
+    add_text(app, "--model", opt.model, "GGUF model file (default: $ATMAN_MODEL, else the cached default model)")
+        ->type_name("PATH");
+    auto* prompt = add_text(app, "--prompt", opt.prompt, "the user's prompt text");
+    auto* prompt_file =
+        add_text(app, "--prompt-file", opt.prompt_file, "read the prompt from FILE (- for standard input)")
+            ->type_name("FILE");
     prompt->excludes(prompt_file);
-    app.add_option("--system", opt.system, "system message (default: the chat template's own)");
-    auto* target = app.add_option("--target", opt.target, "the answer to explain (teacher-forced)");
+    add_text(app, "--system", opt.system, "system message (default: the chat template's own)");
+    auto* target = add_text(app, "--target", opt.target, "the answer to explain (teacher-forced)");
     app.add_option("--generate", opt.generate,
                    "generate up to N tokens greedily and explain them (default when no --target)")
-        ->check(CLI::Range(1, 4096))
+        ->check(whole_number(1, 4096, "from 1 to 4096"))
+        ->type_name("N")
         ->excludes(target)
         ->capture_default_str();
-    app.add_option("--contrast", opt.contrast, "explain why the target rather than this text");
+    add_text(app, "--contrast", opt.contrast, "explain why the target rather than this text");
     app.add_flag("--raw", opt.raw, "use the prompt as is, without the chat template");
-    add_enum(app, "--granularity", opt.granularity,
-             {{"token", atman::granularity::token}, {"word", atman::granularity::word},
-              {"sentence", atman::granularity::sentence}, {"paragraph", atman::granularity::paragraph},
-              {"delimiter", atman::granularity::delimiter}},
-             "unit of the explanation");
-    app.add_option("--delimiter", opt.delimiter, "cut units after this string (implies --granularity delimiter)");
-    add_enum(app, "--mode", opt.cfg.mode,
-             {{"multiplicative", atman::manipulation_mode::multiplicative},
-              {"log_additive", atman::manipulation_mode::log_additive}},
-             "how suppression acts on attention scores");
+    add_choice(app, "--granularity", opt.granularity,
+               {{"token", atman::granularity::token}, {"word", atman::granularity::word},
+                {"sentence", atman::granularity::sentence}, {"paragraph", atman::granularity::paragraph},
+                {"delimiter", atman::granularity::delimiter}},
+               "unit of the explanation");
+    add_text(app, "--delimiter", opt.delimiter, "cut units after this string (implies --granularity delimiter)")
+        ->type_name("S");
+    add_choice(app, "--mode", opt.cfg.mode,
+               {{"multiplicative", atman::manipulation_mode::multiplicative},
+                {"log_additive", atman::manipulation_mode::log_additive}},
+               "how suppression acts on attention scores");
     app.add_option("--factor", opt.cfg.factor, "attention factor of a suppressed unit (0 <= F; 1 = untouched)")
+        ->check(real_number)
+        ->type_name("F")
         ->capture_default_str();
     app.add_flag("--conceptual", opt.cfg.conceptual, "also suppress similar tokens (cosine neighbourhood)");
     app.add_option("--kappa", opt.cfg.kappa, "similarity threshold of --conceptual, in [-1, 1]")
+        ->check(real_number)
+        ->type_name("K")
         ->capture_default_str();
-    add_enum(app, "--target-granularity", opt.targets,
-             {{"complete", atman::target_granularity::complete}, {"token", atman::target_granularity::token}},
-             "one explanation for the whole target, or one per target token");
-    add_enum(app, "--postprocess", opt.cfg.post,
-             {{"none", atman::postprocess::none}, {"absolute", atman::postprocess::absolute},
-              {"square", atman::postprocess::square}},
-             "transform of the raw scores");
+    add_choice(app, "--target-granularity", opt.targets,
+               {{"complete", atman::target_granularity::complete}, {"token", atman::target_granularity::token}},
+               "one explanation for the whole target, or one per target token");
+    add_choice(app, "--postprocess", opt.cfg.post,
+               {{"none", atman::postprocess::none}, {"absolute", atman::postprocess::absolute},
+                {"square", atman::postprocess::square}},
+               "transform of the raw scores");
     app.add_flag("--normalize", opt.cfg.normalize, "min-max normalise the scores to [0, 1]");
     app.add_option("--search", opt.search, "exhaustive: every unit; hierarchical: coarse levels first, "
                    "refining only the best units")
@@ -89,15 +156,30 @@ void add_options(CLI::App& app, cli_options& opt) {
         ->check(CLI::NonNegativeNumber)
         ->capture_default_str();
     app.add_option("--batch", opt.cfg.max_batch_rows, "perturbations per batch (0 = automatic)")
-        ->check(CLI::NonNegativeNumber)
+        ->check(whole_number(0, std::numeric_limits<index_t>::max(), ">= 0 (0 = automatic)"))
+        ->type_name("N")
         ->capture_default_str();
-    app.add_option("--threads", opt.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+    app.add_option("--threads", opt.threads, "threads (0 = all cores)")
+        ->check(whole_number(0, max_threads, "from 0 to " + std::to_string(max_threads) + " (0 = all cores)"))
+        ->type_name("N")
+        ->capture_default_str();
     app.add_option("--format", opt.format, "output format")
-        ->check(CLI::IsMember({"terminal", "json", "html"}))
+        ->transform(one_of<std::string>({{"terminal", "terminal"}, {"json", "json"}, {"html", "html"}}))
+        ->type_name("terminal|json|html")
         ->capture_default_str();
-    app.add_option("-o,--output", opt.output, "write the output to FILE instead of stdout");
-    app.add_option("--html", opt.html_output, "also write an HTML heatmap to FILE");
+    add_text(app, "-o,--output", opt.output, "write the output to FILE instead of stdout")->type_name("FILE");
+    add_text(app, "--html", opt.html_output, "also write an HTML heatmap to FILE")->type_name("FILE");
     app.add_flag("-q,--quiet", opt.quiet, "no progress or messages on stderr");
+    app.footer(help_footer);
+}
+
+// Invalid UTF-8 named by the option it came in and the offset in its own text.
+void check_utf8(const std::string& option, const std::string& text) {
+    try {
+        validate_utf8(text);
+    } catch (const atman::invalid_argument& e) {
+        throw usage_error(option + ": " + e.what());
+    }
 }
 
 // Coarseness of the granularities --search hierarchical can nest; -1: none.
@@ -141,6 +223,12 @@ void check_combinations(cli_options& opt) {
         throw usage_error("--granularity delimiter needs --delimiter S");
     if (!opt.contrast.empty() && opt.targets != atman::target_granularity::complete)
         throw usage_error("--contrast compares whole targets; it cannot be used with --target-granularity token");
+    for (const auto& [option, text] : {std::pair<const char*, const std::string&>{"--prompt", opt.prompt},
+                                       {"--system", opt.system},
+                                       {"--target", opt.target},
+                                       {"--contrast", opt.contrast},
+                                       {"--delimiter", opt.delimiter}})
+        check_utf8(option, text);
     try {
         opt.cfg.validate();
     } catch (const atman::invalid_argument& e) {
@@ -155,9 +243,12 @@ std::string announced_model_path(const cli_options& options) {
     return path;
 }
 
-void write_file(const std::string& path, const std::string& text) {
-    std::ofstream out(path, std::ios::binary);
-    if (!(out << text) || !out.flush()) throw atman::error("cannot write " + path);
+// The files the options name, in the order they are written.
+std::vector<output_file> output_files(const cli_options& options) {
+    std::vector<output_file> files;
+    if (!options.output.empty()) files.push_back({"-o", options.output});
+    if (!options.html_output.empty()) files.push_back({"--html", options.html_output});
+    return files;
 }
 
 // The JSON "search" member: the strategy and, when hierarchical, its levels and budget.
@@ -175,6 +266,8 @@ std::string search_json(const cli_options& options) {
     }
     return member.dump();
 }
+// A UTF-8 byte order mark: editors on some systems start text files with one.
+constexpr std::string_view byte_order_mark = "\xEF\xBB\xBF";
 
 }  // namespace
 
@@ -183,64 +276,59 @@ command_line parse_command_line(const cli_program& program, const std::vector<st
     result.options.program = program.name;
     CLI::App app{program.description, program.name};
     add_options(app, result.options);
-    std::vector<std::string> reversed(args.rbegin(), args.rend());  // CLI11 consumes from the back
-    try {
-        app.parse(reversed);
-    } catch (const CLI::Success&) {
-        result.help = app.help();
-        return result;
-    } catch (const CLI::ParseError& e) {
-        throw usage_error(std::string(e.what()) + " (see --help)");
+    result.help = parse_arguments(app, args);
+    if (result.help.empty()) {
+        check_combinations(result.options);
+        check_search(app, result.options);
     }
-    check_combinations(result.options);
-    check_search(app, result.options);
     return result;
 }
 
 int run_command_line(const cli_program& program, int argc, const char* const* argv,
                      const std::function<void(const cli_options&)>& body, bool report) {
-    const auto fail = [&](int code, const char* message) {
-        if (report) std::cerr << program.name << ": " << message << "\n";
-        return code;
-    };
-    try {
-        const command_line parsed =
-            parse_command_line(program, std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
-        if (!parsed.help.empty()) {
-            if (report) std::cout << parsed.help << std::flush;
+    return run_program(
+        program.name,
+        [&] {
+            const command_line parsed =
+                parse_command_line(program, std::vector<std::string>(argv + std::min(argc, 1), argv + argc));
+            if (!parsed.help.empty()) {
+                if (report) write_stdout(parsed.help);
+            } else {
+                body(parsed.options);
+            }
             return 0;
-        }
-        body(parsed.options);
-        return 0;
-    } catch (const usage_error& e) {
-        return fail(2, e.what());
-    } catch (const std::exception& e) {
-        return fail(1, e.what());
-    }
-}
-
-void apply_threads(int threads) {
-    if (threads <= 0) return;
-    omp_set_num_threads(threads);
-    Eigen::setNbThreads(threads);
+        },
+        report);
 }
 
 std::string read_prompt(const cli_options& options) {
     std::string text = options.prompt;
     if (!options.prompt_file.empty()) {
-        std::ifstream in(options.prompt_file, std::ios::binary);
+        const bool from_stdin = options.prompt_file == "-";
+        std::ifstream file;
+        if (!from_stdin) file.open(options.prompt_file, std::ios::binary);
+        std::istream& in = from_stdin ? std::cin : file;
         std::ostringstream contents;
+        // An empty file fails the copy too: both say the file gave no prompt.
         if (!in || !(contents << in.rdbuf())) throw usage_error("cannot read --prompt-file " + options.prompt_file);
         text = contents.str();
+        if (text.compare(0, byte_order_mark.size(), byte_order_mark) == 0) text.erase(0, byte_order_mark.size());
+        check_utf8("--prompt-file " + options.prompt_file, text);
     }
     if (text.empty()) throw usage_error("the prompt is empty");
     return text;
 }
 
+void check_outputs(const cli_options& options) {
+    if (options.output.empty()) require_open_stdout();
+    check_output_files(output_files(options));
+}
+
 loaded_model::loaded_model(const cli_options& options)
     : path(announced_model_path(options)),
       file(gguf_file::open(path)),
-      tok(file),
+      // The architecture first: another one's tokenizer would be refused with a message hiding it.
+      tok((require_llama_architecture(file), file)),
       tmpl(options.raw ? std::nullopt : std::optional<chat_template>(chat_template::from_gguf(file))),
       model(llama_model::load(file)) {}
 
@@ -311,12 +399,12 @@ void write_outputs(const cli_options& options, const atman::explanation& result,
         terminal.targets = options.targets;
         text = atman::to_terminal(result, terminal);
     }
-    if (options.output.empty()) {
-        std::cout << text << std::flush;
-    } else {
-        write_file(options.output, text);
-    }
-    if (!options.html_output.empty()) write_file(options.html_output, atman::to_html(result, html));
+    staged_outputs outputs;
+    const std::vector<output_file> files = output_files(options);
+    for (const output_file& file : files)
+        outputs.stage(file, file.option == "-o" ? text : atman::to_html(result, html));
+    if (options.output.empty()) write_stdout(text);
+    outputs.commit();
     if (!options.quiet) {
         std::cerr << options.program << ": " << result.units.size() << " units, " << result.stats.passes
                   << " passes, " << result.stats.token_forwards << " token-forwards (naive "

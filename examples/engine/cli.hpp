@@ -1,8 +1,7 @@
 #pragma once
 // The command line shared by atman-explain and atman-explain-mpi: its options
 // and their validation, the explain request they describe, and the output
-// they ask for. Exit codes: 0 success, 2 bad usage, 1 any other failure, each
-// failure with a one-line message on stderr naming the problem.
+// they ask for. Exit codes and messages: program.hpp.
 
 #include <atman/config.hpp>
 #include <atman/error.hpp>
@@ -19,16 +18,10 @@
 #include "gguf.hpp"
 #include "llama_engine.hpp"
 #include "llama_model.hpp"
+#include "program.hpp"
 #include "tokenizer.hpp"
 
 namespace atman::engine {
-
-// Something the user must fix in the command line or its inputs (exit code 2),
-// as opposed to a failure while running (exit code 1).
-class usage_error : public atman::invalid_argument {
-public:
-    using atman::invalid_argument::invalid_argument;
-};
 
 struct cli_options {
     std::string program;  // the program's name, for messages
@@ -62,18 +55,20 @@ struct command_line {
 // environment. Throws usage_error naming the first problem.
 command_line parse_command_line(const cli_program& program, const std::vector<std::string>& args);
 
-// Parses argv, prints --help, else runs body and turns its outcome into the
-// exit code. With report, --help goes to stdout and a failure is one line
-// "name: message" on stderr; without (the other ranks of an MPI run), silence.
+// Parses argv, prints --help, else runs body, with run_program's exit codes
+// and messages; without report (the other ranks of an MPI run), silence.
 int run_command_line(const cli_program& program, int argc, const char* const* argv,
                      const std::function<void(const cli_options&)>& body, bool report = true);
 
-// --threads N > 0: N threads for OpenMP and Eigen; 0 leaves their defaults.
-void apply_threads(int threads);
-
-// The user's prompt: --prompt, or the contents of --prompt-file. Throws
-// usage_error when the file cannot be read or the prompt is empty.
+// The user's prompt: --prompt, or the contents of --prompt-file (- for
+// standard input) without a leading UTF-8 byte order mark. Throws usage_error
+// when the file cannot be read, holds invalid UTF-8 or the prompt is empty.
 std::string read_prompt(const cli_options& options);
+
+// Before any work, so that a bad output path costs no computation: throws
+// usage_error when -o and --html name the same file, when one cannot be
+// created or replaced, or when the output goes to a closed standard output.
+void check_outputs(const cli_options& options);
 
 // The model of --model (else the default), its tokenizer, and its chat
 // template unless --raw. Says what it loads on stderr unless --quiet.
@@ -103,9 +98,10 @@ atman::explanation run_search(const cli_options& options, const std::string& use
                               const loaded_model& loaded, llama_engine& engine,
                               const atman::explain_request& request, const atman::explain_options& run_options);
 
-// Writes the explanation in --format to -o FILE (else stdout), the --html
-// page, and unless --quiet a summary line on stderr. model_json: the
-// "model" member of the JSON output.
+// Writes the explanation in --format to -o FILE (else stdout) and the --html
+// page, all or none (output_files.hpp), and unless --quiet a summary line on
+// stderr. model_json: the "model" member of the JSON output. Throws
+// atman::error naming the output and the reason when a write fails.
 void write_outputs(const cli_options& options, const atman::explanation& result,
                    const std::string& model_json);
 

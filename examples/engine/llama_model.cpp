@@ -149,10 +149,15 @@ void require_parameters_in_file(const gguf_file& file, const llama_hparams& hp, 
 
 }  // namespace
 
-llama_model llama_model::load(const gguf_file& file) {
+std::string require_llama_architecture(const gguf_file& file) {
     if (!file.has("general.architecture")) fail("missing metadata key general.architecture");
     const std::string arch = file.get_string("general.architecture");
     if (arch != "llama") fail("architecture '" + arch + "' is not supported (expected 'llama')");
+    return arch;
+}
+
+llama_model llama_model::load(const gguf_file& file) {
+    const std::string arch = require_llama_architecture(file);
 
     llama_model model;
     model.hparams_ = read_hparams(file, arch);

@@ -38,6 +38,11 @@ struct llama_layer {
     packed_weight ffn_down;      // n_embd x n_ff
 };
 
+// The file's general.architecture when it is one this engine runs ('llama');
+// else throws gguf_error naming it. Check it first: another architecture's
+// file fails any later check with a message that hides the real reason.
+std::string require_llama_architecture(const gguf_file& file);
+
 // Immutable after load; one model can serve any number of engines and threads.
 class llama_model {
 public:

@@ -2,6 +2,8 @@
 
 #include <atman/error.hpp>
 
+#include <algorithm>
+
 namespace atman::engine {
 
 namespace {
@@ -47,10 +49,13 @@ prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, s
 
 std::vector<std::int32_t> stop_ids(const tokenizer& tok, const chat_template* tmpl) {
     std::vector<std::int32_t> ids{tok.eos_id()};
-    if (tmpl != nullptr) {
-        const std::int32_t end_of_turn = tok.find(tmpl->end_of_turn());
-        if (end_of_turn >= 0 && end_of_turn != tok.eos_id()) ids.push_back(end_of_turn);
-    }
+    const auto add = [&](std::string_view text) {
+        const std::int32_t id = tok.find(text);
+        if (id >= 0 && tok.is_special(id) && std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+    };
+    if (tmpl != nullptr) add(tmpl->end_of_turn());
+    // Where EOS is the end of a turn, a model may still close with the end of its text.
+    for (std::string_view end_of_text : {"<|endoftext|>", "<|end_of_text|>"}) add(end_of_text);
     return ids;
 }
 

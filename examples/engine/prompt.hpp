@@ -30,7 +30,8 @@ struct prompt_tokens {
 prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, std::string_view user,
                               std::string_view system = {});
 
-// Generation stops at EOS and at the template's end-of-turn token.
+// Generation stops at EOS, at the template's end-of-turn token and at an
+// end-of-text token (<|endoftext|>, <|end_of_text|>) the vocabulary has.
 std::vector<std::int32_t> stop_ids(const tokenizer& tok, const chat_template* tmpl);
 
 // The explain request for `target_ids` after `prompt`, with units of the

@@ -3,6 +3,8 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdio>
+#include <limits>
 #include <string>
 
 #include "error.hpp"
@@ -14,6 +16,13 @@ using index_t = std::ptrdiff_t;
 namespace detail {
 // The smallest multiple of `multiple` (> 0) that is >= n (>= 0).
 constexpr index_t round_up(index_t n, index_t multiple) { return (n + multiple - 1) / multiple * multiple; }
+
+// x in at most 6 significant digits, for messages ("1e+39", not 40 digits).
+inline std::string short_number(double x) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", x);
+    return text;
+}
 }  // namespace detail
 
 // How key factors act on the pre-softmax scores (atman-method.md, section 2).
@@ -50,10 +59,12 @@ struct config {
 
     // Throws invalid_argument naming the first field out of its domain.
     void validate() const {
-        detail::require(std::isfinite(factor) && factor >= 0,
-                        "factor must be a finite number >= 0, got " + std::to_string(factor));
+        // The kernels take factors as float: a larger one would become infinity.
+        detail::require(std::isfinite(factor) && factor >= 0 && factor <= std::numeric_limits<float>::max(),
+                        "factor must be a number from 0 to " + detail::short_number(std::numeric_limits<float>::max()) +
+                            ", got " + detail::short_number(factor));
         detail::require(std::isfinite(kappa) && kappa >= -1 && kappa <= 1,
-                        "kappa must lie in [-1, 1], got " + std::to_string(kappa));
+                        "kappa must lie in [-1, 1], got " + detail::short_number(kappa));
         detail::require(max_neighbours >= 0, "max_neighbours must be >= 0");
         detail::require(max_batch_rows >= 0, "max_batch_rows must be >= 0");
         detail::require(max_batch_token_rows >= 0, "max_batch_token_rows must be >= 0");

@@ -6,6 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -184,6 +186,95 @@ TEST_CASE("atman-explain: --search options are checked") {
         CHECK(r.err.find(named) != std::string::npos);
         CHECK(r.out.empty());
     }
+}
+
+namespace {
+
+// atman-explain with args, started by /bin/sh after `setup` (a shell command
+// run first; "$0" "$@" is the program and its arguments, for redirections).
+atman_test::program_result run_in_shell(const std::string& setup, const std::string& exec_redirect,
+                                        std::vector<std::string> args) {
+    args.insert(args.begin(), {"-c", setup + "; exec \"$0\" \"$@\" " + exec_redirect, ATMAN_EXPLAIN});
+    return run_program("/bin/sh", args);
+}
+
+std::vector<std::string> paris_args() {
+    return {"--model", atman_test::model_path(), "--prompt", capital_prompt, "--target", "Paris",
+            "--format", "json", "-q", "--threads", "1"};
+}
+
+std::vector<std::string> with(std::vector<std::string> args, const std::vector<std::string>& more) {
+    args.insert(args.end(), more.begin(), more.end());
+    return args;
+}
+
+}  // namespace
+
+TEST_CASE("atman-explain: a failed write to standard output exits 1 saying why") {
+    const atman_test::program_result full = run_in_shell(":", ">/dev/full", paris_args());
+    CHECK(full.exit_code == 1);
+    CHECK(full.err == "atman-explain: cannot write the output to standard output: No space left on device\n");
+    // A closed stdout is found before any work (it would be the next file opened).
+    const atman_test::program_result closed = run_in_shell(":", ">&-", paris_args());
+    CHECK(closed.exit_code == 2);
+    CHECK_THAT(closed.err, Catch::Contains("standard output is closed"));
+}
+
+TEST_CASE("atman-explain: an output that cannot be written is refused before the model is opened") {
+    const atman_test::scratch_dir dir("atman-cli-unwritable");
+    const std::string kept = (dir / "kept.json").string();
+    std::ofstream(kept) << "old";
+    // The model does not exist: refusing the output first proves the order.
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"-o", kept, "--html", "/nonexistent/dir/page.html"},
+         "cannot write --html /nonexistent/dir/page.html: No such file or directory"},
+        {{"-o", kept, "--html", kept}, "-o and --html name the same file"},
+        {{"-o", (dir / ".").string()}, "it is a directory"},
+    };
+    for (const auto& [outputs, named] : cases) {
+        const atman_test::program_result r = run_program(
+            ATMAN_EXPLAIN, with({"--model", "/nonexistent/model.gguf", "--prompt", "x", "--target", "y"}, outputs));
+        INFO("stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.err, Catch::Contains(named));
+        CHECK(atman_test::read_text(kept) == "old");
+    }
+}
+
+TEST_CASE("atman-explain: past a file-size limit the old outputs stay whole and no temporary is left") {
+    const atman_test::scratch_dir dir("atman-cli-fsize");
+    const std::string json_path = (dir / "out.json").string(), html_path = (dir / "out.html").string();
+    std::ofstream(json_path) << "old json";
+    std::ofstream(html_path) << "old html";
+    // 1 block (512 or 1024 bytes, by shell) holds neither the JSON nor the page.
+    const atman_test::program_result r =
+        run_in_shell("ulimit -f 1", "", with(paris_args(), {"-o", json_path, "--html", html_path}));
+    INFO("stderr: " << r.err);
+    CHECK(r.exit_code == 1);
+    CHECK(r.err == "atman-explain: cannot write -o " + json_path + ": File too large\n");
+    CHECK(atman_test::read_text(json_path) == "old json");
+    CHECK(atman_test::read_text(html_path) == "old html");
+    CHECK(std::distance(std::filesystem::directory_iterator(dir / "."), {}) == 2);
+
+    // The JSON fits, the page cannot be written: neither is replaced.
+    const atman_test::program_result second =
+        run_program(ATMAN_EXPLAIN, with(paris_args(), {"-o", json_path, "--html", "/dev/full"}));
+    CHECK(second.exit_code == 1);
+    CHECK_THAT(second.err, Catch::Contains("cannot write --html /dev/full"));
+    CHECK(atman_test::read_text(json_path) == "old json");
+    CHECK(std::distance(std::filesystem::directory_iterator(dir / "."), {}) == 2);
+}
+
+TEST_CASE("atman-explain: --prompt-file - reads the prompt from standard input") {
+    std::vector<std::string> args = paris_args();
+    args[3] = "-";
+    args[2] = "--prompt-file";
+    const atman_test::program_result r =
+        run_in_shell("printf '%s' " + atman_test::shell_quoted(capital_prompt) + " >\"${TMPDIR:-/tmp}/atman-stdin-$$\"",
+                     "<\"${TMPDIR:-/tmp}/atman-stdin-$$\"", args);
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    CHECK_THAT(json::parse(r.out).at("prompt").get<std::string>(), Catch::Contains(capital_prompt));
 }
 
 // The report labels come from what was asked: the units' granularity, and

@@ -24,8 +24,8 @@ inline std::vector<std::uint8_t> bytes() {
     return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
-// Overwrites the uint32 value of metadata `key` (the 4 bytes after the key and its type).
-inline void set_uint32(std::vector<std::uint8_t>& file, const std::string& key, std::uint32_t value) {
+// The offset of metadata `key`'s value type (its value follows the 4 bytes of it).
+inline std::size_t metadata_value_at(const std::vector<std::uint8_t>& file, const std::string& key) {
     std::string pattern(8, '\0');
     const std::uint64_t length = key.size();
     std::memcpy(&pattern[0], &length, 8);
@@ -33,10 +33,28 @@ inline void set_uint32(std::vector<std::uint8_t>& file, const std::string& key, 
     const std::string text(file.begin(), file.end());
     const std::size_t at = text.find(pattern);
     REQUIRE(at != std::string::npos);
+    return at + pattern.size();
+}
+
+// Overwrites the uint32 value of metadata `key` (the 4 bytes after the key and its type).
+inline void set_uint32(std::vector<std::uint8_t>& file, const std::string& key, std::uint32_t value) {
+    const std::size_t at = metadata_value_at(file, key);
     std::uint32_t type = 0;
-    std::memcpy(&type, &file[at + pattern.size()], 4);
+    std::memcpy(&type, &file[at], 4);
     REQUIRE(type == 4);  // uint32
-    std::memcpy(&file[at + pattern.size() + 4], &value, 4);
+    std::memcpy(&file[at + 4], &value, 4);
+}
+
+// Overwrites the string value of metadata `key` with one of the same length.
+inline void set_string(std::vector<std::uint8_t>& file, const std::string& key, const std::string& value) {
+    const std::size_t at = metadata_value_at(file, key);
+    std::uint32_t type = 0;
+    std::uint64_t old_length = 0;
+    std::memcpy(&type, &file[at], 4);
+    std::memcpy(&old_length, &file[at + 4], 8);
+    REQUIRE(type == 8);  // string
+    REQUIRE(old_length == value.size());
+    std::memcpy(&file[at + 12], value.data(), value.size());
 }
 
 // Overwrites element `index` of F32 tensor `name`.

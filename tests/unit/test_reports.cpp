@@ -318,6 +318,51 @@ TEST_CASE("html: a well-formed page in which data never becomes markup") {
     CHECK(count(html, "class=\"legend\"") == 1 + e.targets.size());
 }
 
+TEST_CASE("html: a NUL byte or another control character becomes U+FFFD, tab and newline stay") {
+    atman::explanation e = sample_explanation();
+    e.target = std::string("a\0b\x01" "c\x7f" "d\te\nf", 12);
+    const std::string html = atman::to_html(e);
+    CHECK(html.find('\0') == std::string::npos);
+    CHECK(html.find('\x01') == std::string::npos);
+    CHECK(html.find('\x7f') == std::string::npos);
+    CHECK(html.find("a" + replacement + "b" + replacement + "c" + replacement + "d\te\nf") != std::string::npos);
+}
+
+TEST_CASE("terminal: with a width the heatmap breaks lines at spaces, never inside a word") {
+    atman::explanation e;
+    e.target = "x";
+    e.prompt = "alpha beta gamma delta\tepsilon zeta caf\xC3\xA9s";
+    std::size_t from = 0;
+    for (const std::string word : {"alpha", "beta", "gamma", "delta", "epsilon", "zeta", "caf\xC3\xA9s"}) {
+        atman::unit_score u;
+        u.index = atman::index_t(e.units.size());
+        u.text = word;
+        u.start = atman::index_t(e.prompt.find(word, from));
+        u.end = u.start + atman::index_t(word.size());
+        from = std::size_t(u.end);
+        u.score = 0.5 - 0.1 * double(u.index);
+        e.units.push_back(u);
+    }
+    atman::terminal_options options;
+    options.top_k = 0;
+    options.width = 12;
+    const auto heatmap = [&] {
+        const std::string out = atman::to_terminal(e, options);
+        const std::size_t begin = out.find("\n\n") + 2;
+        return out.substr(begin, out.find("\n\n", begin) - begin);
+    };
+    // "gamma delta" and a tab reach column 16; "delta", the tab and "epsilon", 15, are one word.
+    CHECK(heatmap() == "alpha beta\ngamma\ndelta\tepsilon\nzeta caf\xC3\xA9s");
+    options.width = 3;  // narrower than any word: one word a line, none cut
+    CHECK(heatmap() == "alpha\nbeta\ngamma\ndelta\tepsilon\nzeta\ncaf\xC3\xA9s");
+    options.width = 0;
+    CHECK(heatmap() == e.prompt);
+    // Coloured, each line's colour ends before its break.
+    options.colour = true;
+    options.width = 12;
+    CHECK(atman::to_terminal(e, options).find("beta\x1b[0m\n") != std::string::npos);
+}
+
 TEST_CASE("reports: target_granularity chooses the whole target's view, or also one per token") {
     const atman::explanation e = sample_explanation();
     const std::string whole = atman::to_html(e);

@@ -24,17 +24,22 @@ struct html_options {
 
 namespace detail {
 
-// text, repaired to valid UTF-8, safe in HTML content and in quoted attributes.
+// text, repaired to valid UTF-8, safe in HTML content and in quoted
+// attributes. Control characters other than tab, newline and carriage return
+// are not allowed in HTML (not even as character references) and become
+// U+FFFD, as they would in a parser.
 inline std::string html_escape(std::string_view text) {
     std::string out;
     for (char c : sanitize_utf8(text)) {
+        const auto byte = static_cast<unsigned char>(c);
         switch (c) {
             case '&': out += "&amp;"; break;
             case '<': out += "&lt;"; break;
             case '>': out += "&gt;"; break;
             case '"': out += "&quot;"; break;
             case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '\t': case '\n': case '\r': out += c; break;
+            default: out += byte < 0x20 || byte == 0x7F ? std::string_view("\xEF\xBF\xBD") : std::string_view(&c, 1);
         }
     }
     return out;

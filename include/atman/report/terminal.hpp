@@ -8,11 +8,13 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #ifdef _WIN32
 #include <io.h>
 #else
+#include <sys/ioctl.h>
 #include <unistd.h>
 #endif
 
@@ -47,16 +49,33 @@ inline bool colour_enabled(std::FILE* stream) {
 #endif
 }
 
+// The width in columns of the terminal stream is, else 0.
+inline index_t terminal_width(std::FILE* stream) {
+#ifdef _WIN32
+    (void)stream;
+    return 0;
+#else
+    struct winsize size {};
+    if (stream == nullptr || ioctl(fileno(stream), TIOCGWINSZ, &size) != 0) return 0;
+    return size.ws_col;
+#endif
+}
+
 struct terminal_options {
     bool colour = false;
     bool truecolor = false;  // 24-bit colours; otherwise the 256-colour palette
     index_t top_k = 5;       // units listed (and, without colour, marked in the text)
+    // The heatmap's lines break at spaces before this column, so that the
+    // terminal does not cut words at its edge; 0: no breaks added.
+    index_t width = 0;
     target_granularity targets = target_granularity::complete;  // token: also a heatmap per target token
 
-    // Colour as colour_enabled(stream) decides; truecolor when COLORTERM says so.
+    // Colour as colour_enabled(stream) decides; truecolor when COLORTERM says
+    // so; the width of the terminal, if it is one.
     static terminal_options for_stream(std::FILE* stream) {
         terminal_options options;
         options.colour = colour_enabled(stream);
+        options.width = terminal_width(stream);
         const char* colorterm = std::getenv("COLORTERM");
         options.truecolor = colorterm && (std::string_view(colorterm) == "truecolor" ||
                                           std::string_view(colorterm) == "24bit");
@@ -128,6 +147,43 @@ inline void append_coloured(std::string& out, const std::string& text, const std
     }
 }
 
+// The column after `text` from column `column`: one per code point, a tab
+// to the next multiple of 8.
+inline index_t advance_columns(std::string_view text, index_t column) {
+    for (char c : text) {
+        if (c == '\t') column = (column / 8 + 1) * 8;
+        else if ((static_cast<unsigned char>(c) & 0xC0) != 0x80) ++column;
+    }
+    return column;
+}
+
+// text with spaces turned into line breaks so that no line passes `width`
+// columns unless one word alone does. Byte for byte as long as text.
+inline std::string wrap_at_spaces(std::string text, index_t width) {
+    if (width <= 0) return text;
+    constexpr std::size_t none = std::string::npos;
+    index_t column = 0;
+    std::size_t space = none;  // the line's last space
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            column = 0, space = none;
+            continue;
+        }
+        column = advance_columns(std::string_view(text).substr(i, 1), column);
+        if (column <= width) {
+            if (text[i] == ' ') space = i;
+        } else if (text[i] == ' ') {
+            text[i] = '\n';
+            column = 0, space = none;
+        } else if (space != none) {
+            text[space] = '\n';
+            column = advance_columns(std::string_view(text).substr(space + 1, i - space), 0);
+            space = none;
+        }
+    }
+    return text;
+}
+
 inline std::string signed_score(double score) {
     return (score >= 0 ? "+" : "") + format_significant(score, 3);
 }
@@ -147,16 +203,25 @@ inline void append_terminal_heatmap(std::string& out, const std::vector<prompt_s
     for (const unit_score& u : e.units) scores.push_back(view(u));
     const diverging_scale scale = diverging_scale::fit(scores);
 
+    // Each segment as shown, then the whole wrapped, then coloured piece by piece.
+    std::vector<std::string> shown;
+    std::string joined;
     for (const prompt_segment& segment : segments) {
-        const std::string text = terminal_safe(segment.text, false);
-        if (!segment.unit)
-            out += text;
-        else if (options.colour)
-            append_coloured(out, text, ansi_colours(scale.colour(view(*segment.unit)), options.truecolor));
-        else if (is_top(segment.unit))
-            out += "[" + text + " " + signed_score(view(*segment.unit)) + "]";
+        std::string text = terminal_safe(segment.text, false);
+        if (segment.unit && !options.colour && is_top(segment.unit))
+            text = "[" + text + " " + signed_score(view(*segment.unit)) + "]";
+        joined += text;
+        shown.push_back(std::move(text));
+    }
+    const std::string wrapped = wrap_at_spaces(std::move(joined), options.width);
+    std::size_t at = 0;
+    for (std::size_t k = 0; k < segments.size(); ++k) {
+        const std::string piece = wrapped.substr(at, shown[k].size());
+        at += shown[k].size();
+        if (segments[k].unit && options.colour)
+            append_coloured(out, piece, ansi_colours(scale.colour(view(*segments[k].unit)), options.truecolor));
         else
-            out += text;
+            out += piece;
     }
     out += "\n\n";
 

@@ -1,13 +1,11 @@
 #pragma once
-// What atman-eval and atman-long share around their work: the command line's
-// parsing and the exit codes (0 success, 2 bad usage with "(see --help)",
-// 1 any other failure), each failure one line "name: message" on stderr.
+// What atman-eval and atman-long read: the model, and which questions of
+// which SQuAD-style file.
 
 #include <atman/config.hpp>
 
 #include <CLI/CLI.hpp>
 
-#include <functional>
 
 #include <iostream>
 #include <string>
@@ -16,7 +14,6 @@
 #include "engine/gguf.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
-#include "engine/omp_policy.hpp"
 #include "engine/tokenizer.hpp"
 
 namespace atman::eval {
@@ -54,29 +51,5 @@ private:
         return engine::llama_model::load(file);
     }
 };
-
-// Restarts with passive OpenMP waiting (omp_policy.hpp), parses argv into
-// app's options, then check() (what CLI11 cannot check, may throw), then
-// returns run()'s exit code.
-inline int run_program(const std::string& name, CLI::App& app, int argc, char** argv,
-                       const std::function<void()>& check, const std::function<int()>& run) {
-    engine::restart_with_passive_omp_wait(name.c_str(), argv);
-    try {
-        app.parse(argc, argv);
-        if (check) check();
-    } catch (const CLI::CallForHelp&) {
-        std::cout << app.help();
-        return 0;
-    } catch (const std::exception& e) {
-        std::cerr << name << ": " << e.what() << " (see --help)\n";
-        return 2;
-    }
-    try {
-        return run();
-    } catch (const std::exception& e) {
-        std::cerr << name << ": " << e.what() << "\n";
-        return 1;
-    }
-}
 
 }  // namespace atman::eval
