@@ -34,7 +34,9 @@
 #include "eval/baselines.hpp"
 #include "eval/deletion.hpp"
 #include "eval/labels.hpp"
+#include "eval/inputs.hpp"
 #include "eval/metrics.hpp"
+#include "eval/question.hpp"
 #include "eval/squad.hpp"
 
 namespace {
@@ -112,51 +114,6 @@ std::vector<method> select_methods(const std::string& list, index_t batch) {
     return selected;
 }
 
-// One question turned into what the methods need, or the reason it is skipped.
-struct prepared_question {
-    atman::explain_request request;
-    std::vector<int> labels;  // one per unit of request
-    std::string skip_reason;  // empty: evaluate it
-};
-
-prepared_question prepare(const atman::eval::squad_question& q, const eng::tokenizer& tok,
-                          const eng::chat_template& tmpl) {
-    prepared_question out;
-    if (q.context.find_first_not_of(" \t\r\n") == std::string::npos) {
-        out.skip_reason = "empty context";
-        return out;
-    }
-    if (q.answers.empty()) {
-        out.skip_reason = "no answer";
-        return out;
-    }
-    std::vector<atman::byte_range> answers;
-    for (const atman::eval::squad_answer& a : q.answers) {
-        const std::optional<atman::byte_range> bytes = atman::eval::answer_bytes(q.context, a.text, a.start_code_point);
-        if (!bytes) {
-            out.skip_reason = "answer not found at its offset";
-            return out;
-        }
-        answers.push_back(*bytes);
-    }
-
-    // The user message is the context, a blank line and the question; the
-    // context's bytes are the explain range.
-    const eng::prompt_tokens prompt = eng::tokenize_prompt(tok, &tmpl, q.context + "\n\nQuestion: " + q.question);
-    const index_t context_start = prompt.user_ranges.front().start;
-    atman::unit_options units;
-    units.by = atman::granularity::word;
-    units.range.bytes = {{context_start, context_start + index_t(q.context.size())}};
-    out.request = eng::make_request(tok, prompt, tok.encode_ids(q.answers.front().text), units);
-
-    std::vector<atman::byte_range> unit_bytes;
-    for (const atman::unit& u : out.request.units) unit_bytes.push_back({u.start - context_start, u.end - context_start});
-    out.labels = atman::eval::unit_labels(unit_bytes, answers);
-    if (std::find(out.labels.begin(), out.labels.end(), 1) == out.labels.end())
-        out.skip_reason = "no unit overlaps an answer";
-    return out;
-}
-
 double seconds_since(std::chrono::steady_clock::time_point start) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -166,7 +123,7 @@ double cpu_seconds_since(std::clock_t start) {
 }
 
 // The relevance of each unit of q by method m.
-std::vector<double> relevance(const method& m, eng::llama_engine& engine, const prepared_question& q,
+std::vector<double> relevance(const method& m, eng::llama_engine& engine, const atman::eval::prepared_question& q,
                               const atman::teacher_forced_sequence& seq, index_t line, std::uint64_t seed) {
     const index_t n_units = index_t(q.request.units.size());
     switch (m.kind) {
@@ -303,13 +260,10 @@ int run(const options& opt) {
     const std::vector<method> methods = select_methods(opt.methods, opt.batch);
     const std::vector<atman::eval::numbered_question> questions =
         atman::eval::read_squad(opt.data, opt.offset, opt.limit);
-    const std::string path = eng::resolve_model_path(opt.model);
-    const eng::gguf_file file = eng::gguf_file::open(path);
-    const eng::tokenizer tok(file);
-    const eng::chat_template tmpl = eng::chat_template::from_gguf(file);
-    if (!opt.quiet) std::cerr << "atman-eval: loading " << path << "\n";
-    const eng::llama_model model = eng::llama_model::load(file);
-    eng::llama_engine engine(model);
+    const atman::eval::eval_model loaded("atman-eval", opt.model, opt.quiet);
+    const eng::tokenizer& tok = loaded.tok;
+    const eng::chat_template& tmpl = loaded.tmpl;
+    eng::llama_engine engine(loaded.model);
 
     std::vector<method_results> results(methods.size());
     std::map<std::string, index_t> skipped;
@@ -317,7 +271,7 @@ int run(const options& opt) {
     for (std::size_t i = 0; i < questions.size(); ++i) {
         const auto started = std::chrono::steady_clock::now();
         const atman::eval::numbered_question& nq = questions[i];
-        const prepared_question q = prepare(nq.question, tok, tmpl);
+        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, tmpl);
         if (!q.skip_reason.empty()) {
             ++skipped[q.skip_reason];
             ++n_skipped;
@@ -363,7 +317,7 @@ int run(const options& opt) {
                    {"n", evaluated},
                    {"skipped", n_skipped},
                    {"skipped_by_reason", skipped},
-                   {"model", std::filesystem::path(path).filename().string()},
+                   {"model", std::filesystem::path(loaded.path).filename().string()},
                    {"protocol", protocol_json(opt)},
                    {"methods", json::object()}};
     for (std::size_t k = 0; k < methods.size(); ++k) result["methods"][methods[k].name] = method_json(results[k]);
@@ -378,11 +332,7 @@ int main(int argc, char** argv) {
     options opt;
     CLI::App app{"atman-eval: explanation quality on SQuAD (mAP, mAR, their interquartile means, deletion)\n"
                  "for AtMan variants and baselines over the words of each context (docs/quality.md)."};
-    app.add_option("--model", opt.model, "GGUF model file (default: $ATMAN_MODEL, else the cached default model)");
-    app.add_option("--data", opt.data, "SQuAD-style JSON Lines file")->capture_default_str();
-    app.add_option("--limit", opt.limit, "evaluate at most N questions (default: all)")->check(CLI::NonNegativeNumber);
-    app.add_option("--offset", opt.offset, "skip the first N questions of the file")
-        ->check(CLI::NonNegativeNumber)->capture_default_str();
+    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset);
     std::string all;
     for (const method& m : known_methods(0)) all += (all.empty() ? "" : ",") + m.name;
     app.add_option("--methods", opt.methods, "comma-separated methods (default: all: " + all + ")");

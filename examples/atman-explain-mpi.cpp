@@ -145,6 +145,8 @@ void say_balance(const std::string& program, const std::vector<atman::raw_deltas
 void explain(const mpi_session& mpi, eng::cli_options options) {
     const bool is_root = mpi.rank == root;
     options.quiet = options.quiet || !is_root;  // one voice on stderr
+    if (options.search != "exhaustive")
+        throw eng::usage_error("--search " + options.search + " runs in atman-explain only, not over MPI");
     eng::apply_threads(threads_per_rank(options.threads));
 
     std::string user_prompt;

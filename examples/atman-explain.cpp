@@ -36,7 +36,7 @@ void explain(const eng::cli_options& options) {
         bar.update(done, total);
         return true;
     };
-    const atman::explanation result = atman::explain(engine, request, options.cfg, run_options);
+    const atman::explanation result = eng::run_search(options, user_prompt, loaded, engine, request, run_options);
     bar.finish();
     eng::write_outputs(options, result, loaded.json());
 }

@@ -137,6 +137,24 @@ void add_options(CLI::App& app, cli_options& opt) {
                 {"square", atman::postprocess::square}},
                "transform of the raw scores");
     app.add_flag("--normalize", opt.cfg.normalize, "min-max normalise the scores to [0, 1]");
+    app.add_option("--search", opt.search, "exhaustive: every unit; hierarchical: coarse levels first, "
+                   "refining only the best units")
+        ->check(CLI::IsMember({"exhaustive", "hierarchical"}))
+        ->capture_default_str();
+    app.add_option("--levels", opt.levels, "coarse levels of --search hierarchical, coarsest first")
+        ->delimiter(',')
+        ->transform(CLI::CheckedTransformer(std::map<std::string, atman::granularity>{
+            {"paragraph", atman::granularity::paragraph}, {"sentence", atman::granularity::sentence},
+            {"word", atman::granularity::word}}, CLI::ignore_case))
+        ->default_str("paragraph,sentence");
+    app.add_option("--refine-top-k", opt.refine.top_k, "units refined per level, best first (0 = all)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    app.add_option("--refine-threshold", opt.refine.threshold, "refine only units scoring at least this")
+        ->check(CLI::Number);
+    app.add_option("--max-units", opt.refine.max_units, "perturbations over all levels (0 = no bound)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
     app.add_option("--batch", opt.cfg.max_batch_rows, "perturbations per batch (0 = automatic)")
         ->check(whole_number(0, std::numeric_limits<index_t>::max(), ">= 0 (0 = automatic)"))
         ->type_name("N")
@@ -162,6 +180,39 @@ void check_utf8(const std::string& option, const std::string& text) {
     } catch (const atman::invalid_argument& e) {
         throw usage_error(option + ": " + e.what());
     }
+}
+
+// Coarseness of the granularities --search hierarchical can nest; -1: none.
+int coarseness(atman::granularity g) {
+    switch (g) {
+        case atman::granularity::token: return 0;
+        case atman::granularity::word: return 1;
+        case atman::granularity::sentence: return 2;
+        case atman::granularity::paragraph: return 3;
+        default: return -1;
+    }
+}
+
+// The --search options CLI11 cannot check one by one (after check_combinations).
+void check_search(const CLI::App& app, const cli_options& opt) {
+    if (opt.search != "hierarchical") {
+        for (const char* name : {"--levels", "--refine-top-k", "--refine-threshold", "--max-units"})
+            if (app.count(name) > 0) throw usage_error(std::string(name) + " needs --search hierarchical");
+        return;
+    }
+    if (coarseness(opt.granularity) < 0)
+        throw usage_error(std::string("--search hierarchical needs --granularity token, word or sentence, not ") +
+                          atman::to_string(opt.granularity));
+    int finer = coarseness(opt.granularity);
+    for (auto level = opt.levels.rbegin(); level != opt.levels.rend(); finer = coarseness(*level++)) {
+        if (coarseness(*level) <= finer)
+            throw usage_error("--levels must go from coarse to fine, each coarser than the next and than "
+                              "--granularity " + std::string(atman::to_string(opt.granularity)) + "; got " +
+                              atman::to_string(*level) + " above " +
+                              (level == opt.levels.rbegin() ? atman::to_string(opt.granularity)
+                                                            : atman::to_string(*(level - 1))));
+    }
+    if (opt.cfg.conceptual) throw usage_error("--search hierarchical cannot be used with --conceptual");
 }
 
 // What CLI11 cannot check option by option.
@@ -200,6 +251,21 @@ std::vector<output_file> output_files(const cli_options& options) {
     return files;
 }
 
+// The JSON "search" member: the strategy and, when hierarchical, its levels and budget.
+std::string search_json(const cli_options& options) {
+    nlohmann::json member = {{"strategy", options.search}};
+    if (options.search == "hierarchical") {
+        nlohmann::json levels = nlohmann::json::array();
+        for (atman::granularity level : options.levels) levels.push_back(atman::to_string(level));
+        levels.push_back(atman::to_string(options.granularity));
+        member["levels"] = levels;
+        member["top_k"] = options.refine.top_k;
+        member["threshold"] = std::isfinite(options.refine.threshold) ? nlohmann::json(options.refine.threshold)
+                                                                      : nlohmann::json(nullptr);
+        member["max_units"] = options.refine.max_units;
+    }
+    return member.dump();
+}
 // A UTF-8 byte order mark: editors on some systems start text files with one.
 constexpr std::string_view byte_order_mark = "\xEF\xBB\xBF";
 
@@ -211,7 +277,10 @@ command_line parse_command_line(const cli_program& program, const std::vector<st
     CLI::App app{program.description, program.name};
     add_options(app, result.options);
     result.help = parse_arguments(app, args);
-    if (result.help.empty()) check_combinations(result.options);
+    if (result.help.empty()) {
+        check_combinations(result.options);
+        check_search(app, result.options);
+    }
     return result;
 }
 
@@ -295,6 +364,22 @@ atman::explain_request build_request(const cli_options& options, const std::stri
     return request;
 }
 
+atman::explanation run_search(const cli_options& options, const std::string& user_prompt,
+                              const loaded_model& loaded, llama_engine& engine,
+                              const atman::explain_request& request, const atman::explain_options& run_options) {
+    if (options.search != "hierarchical") return atman::explain(engine, request, options.cfg, run_options);
+    const prompt_tokens prompt =
+        tokenize_prompt(loaded.tok, loaded.tmpl ? &*loaded.tmpl : nullptr, user_prompt, options.system);
+    atman::hierarchical_options refine = options.refine;
+    atman::unit_options units;
+    units.range.bytes = prompt.user_ranges;  // as make_request's units
+    for (atman::granularity level : options.levels) {
+        units.by = level;
+        refine.levels.push_back(atman::make_units(prompt.text, prompt.offsets, units));
+    }
+    return atman::explain_hierarchical(engine, request, options.cfg, refine, run_options);
+}
+
 void write_outputs(const cli_options& options, const atman::explanation& result,
                    const std::string& model_json) {
     atman::html_options html;
@@ -304,6 +389,7 @@ void write_outputs(const cli_options& options, const atman::explanation& result,
         atman::json_options json;
         json.targets = options.targets;
         json.extra_members.push_back({"model", model_json});
+        json.extra_members.push_back({"search", search_json(options)});
         text = atman::to_json(result, json) + "\n";
     } else if (options.format == "html") {
         text = atman::to_html(result, html);

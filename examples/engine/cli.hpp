@@ -7,6 +7,7 @@
 #include <atman/error.hpp>
 #include <atman/explainer.hpp>
 #include <atman/explanation.hpp>
+#include <atman/hierarchical.hpp>
 
 #include <functional>
 #include <optional>
@@ -32,6 +33,11 @@ struct cli_options {
     atman::granularity granularity = atman::granularity::word;                  // of the units
     atman::target_granularity targets = atman::target_granularity::complete;  // the reports' view
     atman::config cfg;
+    // --search hierarchical: coarse-to-fine (atman/hierarchical.hpp), its
+    // levels coarsest first; refine.levels is filled by run_search().
+    std::string search = "exhaustive";
+    std::vector<atman::granularity> levels = {atman::granularity::paragraph, atman::granularity::sentence};
+    atman::hierarchical_options refine;
 };
 
 // A program's name and the description --help shows above the options.
@@ -85,6 +91,12 @@ struct loaded_model {
 // user's text, and --contrast.
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
                                      const loaded_model& loaded, llama_engine& engine);
+
+// explain() or, with --search hierarchical, explain_hierarchical() with the
+// units of each --levels granularity over the user's text as coarse levels.
+atman::explanation run_search(const cli_options& options, const std::string& user_prompt,
+                              const loaded_model& loaded, llama_engine& engine,
+                              const atman::explain_request& request, const atman::explain_options& run_options);
 
 // Writes the explanation in --format to -o FILE (else stdout) and the --html
 // page, all or none (output_files.hpp), and unless --quiet a summary line on

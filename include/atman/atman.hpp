@@ -17,3 +17,4 @@
 #include "batch_rows.hpp"
 #include "scoring.hpp"
 #include "explainer.hpp"
+#include "hierarchical.hpp"

@@ -23,12 +23,16 @@ struct unit_score {
     index_t last_token = 0;             // exclusive
     double score = 0;                   // after target aggregation, postprocessing, normalisation
     std::vector<double> scores_per_target;  // one per target token, same postprocessing
+    // false: the unit was not perturbed itself; its scores are a share of a
+    // coarser unit's (hierarchical.hpp)
+    bool measured = true;
 };
 
 struct explanation_stats {
     index_t passes = 0;                 // perturbed rows run, plus base passes
     index_t token_forwards = 0;         // positions actually recomputed, base passes included
     index_t token_forwards_naive = 0;   // (units + 1) * T: full passes, no prefix reuse
+    index_t units_measured = 0;         // unit perturbations run (hierarchical.hpp: over all levels)
     double seconds = 0;
 };
 

@@ -181,6 +181,7 @@ inline explanation score_deltas(const explain_request& request, const config& cf
     const index_t n_perturbations = index_t(slot.size());
     result.stats = deltas.stats;
     result.stats.token_forwards_naive = (n_perturbations + 1) * (n + m - 1);
+    result.stats.units_measured = n_units;
     if (request.contrastive())
         result.stats.token_forwards_naive += (n_perturbations + 1) * (n + m_contrast - 1);
     return result;

@@ -140,6 +140,54 @@ TEST_CASE("atman-explain: --factor 1 gives exactly zero scores in both modes") {
     }
 }
 
+TEST_CASE("atman-explain: --search hierarchical measures fewer units and marks the others") {
+    const std::string prompt = "Paris is the capital of France. It lies on the Seine.\n\n"
+                               "Berlin is the capital of Germany. It is large.\n\n"
+                               "Rome is old. It has many churches.";
+    const atman_test::program_result r =
+        run_program(ATMAN_EXPLAIN, {"--model", atman_test::model_path(), "--prompt", prompt, "--target", " Paris",
+                                    "--search", "hierarchical", "--refine-top-k", "1", "--format", "json", "-q",
+                                    "--threads", "1"});
+    INFO("stderr: " << r.err);
+    REQUIRE(r.exit_code == 0);
+    const json e = json::parse(r.out);
+    for (const std::string& error : atman_test::schema_violations(e, atman_test::explanation_schema()))
+        FAIL_CHECK(error);
+    CHECK(e.at("search") == json({{"strategy", "hierarchical"},
+                                  {"levels", {"paragraph", "sentence", "word"}},
+                                  {"top_k", 1},
+                                  {"threshold", nullptr},
+                                  {"max_units", 0}}));
+    REQUIRE(e.at("units").size() == 27);
+    long measured = 0;
+    for (const json& unit : e.at("units")) measured += unit.at("measured").get<bool>() ? 1 : 0;
+    // 3 paragraphs, the 2 sentences of the best one, the 3 to 6 words of its best sentence.
+    CHECK(measured >= 3);
+    CHECK(measured <= 6);
+    CHECK(e.at("stats").at("units_measured").get<long>() == 3 + 2 + measured);
+}
+
+TEST_CASE("atman-explain: --search options are checked") {
+    const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+        {{"--prompt", "x", "--search", "greedy"}, "--search"},
+        {{"--prompt", "x", "--levels", "sentence"}, "--levels needs --search hierarchical"},
+        {{"--prompt", "x", "--max-units", "9"}, "--max-units needs --search hierarchical"},
+        {{"--prompt", "x", "--search", "hierarchical", "--levels", "sentence,paragraph"},
+         "--levels must go from coarse to fine"},
+        {{"--prompt", "x", "--search", "hierarchical", "--granularity", "delimiter", "--delimiter", ";"},
+         "--search hierarchical needs --granularity token, word or sentence"},
+        {{"--prompt", "x", "--search", "hierarchical", "--conceptual"}, "cannot be used with --conceptual"},
+        {{"--prompt", "x", "--search", "hierarchical", "--refine-top-k", "-1"}, "--refine-top-k"},
+    };
+    for (const auto& [args, named] : cases) {
+        const atman_test::program_result r = run_program(ATMAN_EXPLAIN, args);
+        INFO("stderr: " << r.err);
+        CHECK(r.exit_code == 2);
+        CHECK(r.err.find(named) != std::string::npos);
+        CHECK(r.out.empty());
+    }
+}
+
 namespace {
 
 // atman-explain with args, started by /bin/sh after `setup` (a shell command

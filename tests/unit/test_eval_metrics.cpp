@@ -10,6 +10,7 @@
 #include <set>
 #include <vector>
 
+#include "../../benchmarks/eval/agreement.hpp"
 #include "../../benchmarks/eval/baselines.hpp"
 #include "../../benchmarks/eval/deletion.hpp"
 #include "../../benchmarks/eval/labels.hpp"
@@ -224,4 +225,22 @@ TEST_CASE("deletion ranks by signed relevance, breaks ties by the given order, a
     CHECK_THROWS_AS(atman::eval::deletion_perturbation(units, {2, 0, 1}, 4, 7, 0.1f), atman::invalid_argument);
     CHECK_THROWS_AS(atman::eval::deletion_perturbation(units, {2, 0, 1}, 0, 7, 0.1f), atman::invalid_argument);
     CHECK_THROWS_AS(atman::eval::deletion_perturbation(units, {2, 0, 1}, 3, 5, 0.1f), atman::invalid_argument);
+}
+
+TEST_CASE("agreement: top-k overlap and Spearman on hand-computed cases") {
+    // top 2 of a: units 1, 3; of b: units 3, 0.
+    const std::vector<double> a{0.1, 5, -1, 3}, b{2, 0, 1, 9};
+    CHECK(atman::eval::top_k_overlap(a, b, 2) == Approx(0.5));
+    CHECK(atman::eval::top_k_overlap(a, a, 3) == Approx(1.0));
+    CHECK(atman::eval::top_k_overlap(a, b, 10) == Approx(1.0));  // k beyond the size: all units
+    CHECK(atman::eval::top_indices({1, 2, 2, 0}, 2) == std::vector<index_t>{1, 2});  // ties: lower index
+    // ranks of a: 2 4 1 3, of b: 3 1 2 4; d = -1 3 -1 -1, sum d^2 = 12, rho = 1 - 6*12/(4*15) = -0.2.
+    CHECK(atman::eval::spearman(a, b) == Approx(-0.2));
+    CHECK(atman::eval::spearman(a, {1, 3, 0, 2}) == Approx(1.0));
+    // ties get mid-ranks: (1, 2.5, 2.5, 4) against (1, 2, 3, 4): rho = 4.5 / sqrt(4.5 * 5)
+    CHECK(atman::eval::mid_ranks({0, 1, 1, 2}) == std::vector<double>{1, 2.5, 2.5, 4});
+    CHECK(atman::eval::spearman({0, 1, 1, 2}, {0, 1, 2, 3}) == Approx(4.5 / std::sqrt(4.5 * 5)));
+    CHECK(std::isnan(atman::eval::spearman({1, 1, 1}, {0, 1, 2})));
+    CHECK_THROWS_WITH(atman::eval::spearman({1}, {1}), Catch::Contains("at least 2"));
+    CHECK_THROWS_WITH(atman::eval::top_k_overlap(a, {1}, 2), Catch::Contains("of one size"));
 }

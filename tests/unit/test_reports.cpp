@@ -55,9 +55,10 @@ atman::explanation sample_explanation() {
         u.last_token = u.first_token + 2;
         u.score = scores[k];
         u.scores_per_target = {scores[k] / 2, -scores[k] * 1.5};
+        u.measured = k % 2 == 0;
         e.units.push_back(u);
     }
-    e.stats = {5, 42, 105, 0.125};
+    e.stats = {5, 42, 105, 3, 0.125};
     return e;
 }
 
@@ -114,12 +115,14 @@ TEST_CASE("json: every field round-trips through a JSON parser") {
         CHECK(u.at("tokens") == json::array({expected.first_token, expected.last_token}));
         CHECK(u.at("score").get<double>() == expected.score);
         CHECK(u.at("scores_per_target").get<std::vector<double>>() == expected.scores_per_target);
+        CHECK(u.at("measured") == expected.measured);
     }
 
     const json& stats = j.at("stats");
     CHECK(stats.at("passes") == 5);
     CHECK(stats.at("token_forwards") == 42);
     CHECK(stats.at("token_forwards_naive") == 105);
+    CHECK(stats.at("units_measured") == 3);
     CHECK(stats.at("seconds").get<double>() == 0.125);
 }
 

@@ -104,6 +104,7 @@ inline std::string to_json(const explanation& e, const json_options& options = {
         json.begin_array(true);
         for (double s : u.scores_per_target) json.number(s);
         json.end_array();
+        json.key("measured"); json.boolean(u.measured);
         json.end_object();
     }
     json.end_array();
@@ -113,6 +114,7 @@ inline std::string to_json(const explanation& e, const json_options& options = {
     json.key("passes"); json.integer(e.stats.passes);
     json.key("token_forwards"); json.integer(e.stats.token_forwards);
     json.key("token_forwards_naive"); json.integer(e.stats.token_forwards_naive);
+    json.key("units_measured"); json.integer(e.stats.units_measured);
     json.key("seconds"); json.number(e.stats.seconds);
     json.end_object();
 

@@ -1,0 +1,276 @@
+// atman-long: the coarse-to-fine search against exhaustive word-level AtMan on
+// long documents (docs/hierarchical.md), in the same run on the same engine.
+// Each document (SQuAD JSON Lines from scripts/make-long-docs) is turned into
+// atman-eval's request (eval/question.hpp), explained exhaustively once, then
+// hierarchically once per --top-k value. Reported per document and summed:
+// token-forwards and wall time of each (and their ratios), units measured,
+// and agreement with the exhaustive scores: the top-10 word overlap, Spearman
+// over the words the search measured and over all words (shares included),
+// and each method's AP against the answer (docs/quality.md).
+
+#include <atman/atman.hpp>
+
+#include <CLI/CLI.hpp>
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "engine/chat_template.hpp"
+#include "engine/gguf.hpp"
+#include "engine/llama_engine.hpp"
+#include "engine/llama_model.hpp"
+#include "engine/model_path.hpp"
+#include "engine/omp_policy.hpp"
+#include "engine/program.hpp"
+#include "engine/tokenizer.hpp"
+#include "eval/agreement.hpp"
+#include "eval/metrics.hpp"
+#include "eval/inputs.hpp"
+#include "eval/question.hpp"
+#include "eval/squad.hpp"
+
+namespace {
+
+namespace eng = atman::engine;
+using atman::index_t;
+using json = nlohmann::ordered_json;
+
+constexpr index_t overlap_k = 10;
+
+struct options {
+    std::string model, data = "build/long-docs/long-1000.jsonl", format = "table";
+    index_t limit = -1, offset = 0, max_units = 0;
+    std::vector<index_t> top_k = {3};
+    std::vector<atman::granularity> levels = {atman::granularity::paragraph, atman::granularity::sentence};
+    int threads = 0;
+    bool quiet = false, count_exhaustive = false;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::vector<double> scores_of(const atman::explanation& e) {
+    std::vector<double> scores;
+    for (const atman::unit_score& s : e.units) scores.push_back(s.score);
+    return scores;
+}
+
+json number_or_null(double x) { return std::isfinite(x) ? json(x) : json(nullptr); }
+
+// One hierarchical run against the exhaustive explanation of the same request.
+json compare(const atman::explanation& exhaustive, double exhaustive_seconds, const atman::explanation& found,
+             double seconds, const std::vector<int>& labels) {
+    json r = {{"token_forwards", found.stats.token_forwards},
+              {"seconds", seconds},
+              {"units_measured", found.stats.units_measured},
+              {"token_forwards_ratio", double(exhaustive.stats.token_forwards) / double(found.stats.token_forwards)},
+              {"AP", atman::eval::average_precision(scores_of(found), labels)}};
+    if (exhaustive.units.empty()) return r;  // counted, not run
+    const std::vector<double> exact = scores_of(exhaustive), approx = scores_of(found);
+    std::vector<double> exact_measured, approx_measured;
+    for (std::size_t u = 0; u < found.units.size(); ++u) {
+        if (!found.units[u].measured) continue;
+        exact_measured.push_back(exact[u]);
+        approx_measured.push_back(approx[u]);
+    }
+    r["words_measured"] = index_t(exact_measured.size());
+    r["seconds_ratio"] = exhaustive_seconds / seconds;
+    r["top10_overlap"] = atman::eval::top_k_overlap(exact, approx, overlap_k);
+    r["spearman_measured"] = exact_measured.size() >= 2
+                                 ? number_or_null(atman::eval::spearman(exact_measured, approx_measured))
+                                 : json(nullptr);
+    r["spearman_all"] = number_or_null(atman::eval::spearman(exact, approx));
+    return r;
+}
+
+std::string table(const json& result) {
+    std::ostringstream out;
+    out << std::fixed;
+    out << "atman-long: " << result["dataset"].get<std::string>() << ", " << result["n"] << " documents, model "
+        << result["model"].get<std::string>() << "\n";
+    const json& ex = result["exhaustive"];
+    out << "exhaustive" << (ex["run"].get<bool>() ? "" : " (counted from its plan, not run)") << ": "
+        << std::setprecision(1) << ex["tokens_mean"].get<double>() << " tokens and " << ex["units_mean"].get<double>()
+        << " words per document (mean), " << ex["token_forwards"] << " token-forwards";
+    if (ex["run"].get<bool>())
+        out << ", " << ex["seconds"].get<double>() << " s, mAP " << std::setprecision(3) << ex["mAP"].get<double>();
+    out << "\n";
+    out << std::setw(8) << "top_k" << std::setw(16) << "token-fwd" << std::setw(10) << "x fewer" << std::setw(10)
+        << "seconds" << std::setw(10) << "x faster" << std::setw(10) << "units" << std::setw(10) << "top10"
+        << std::setw(10) << "rho_meas" << std::setw(10) << "rho_all" << std::setw(8) << "mAP" << "\n";
+    const auto cell = [&](const json& value, int width) {
+        if (value.is_null()) {
+            out << std::setw(width) << "-";
+        } else {
+            out << std::setw(width) << value.get<double>();
+        }
+    };
+    for (const json& h : result["hierarchical"]) {
+        out << std::setw(8) << h["top_k"].get<index_t>() << std::setw(16) << h["token_forwards"].get<index_t>()
+            << std::setprecision(1) << std::setw(10) << h["token_forwards_ratio"].get<double>() << std::setw(10)
+            << h["seconds"].get<double>();
+        cell(h["seconds_ratio"], 10);
+        out << std::setw(10) << h["units_measured_mean"].get<double>() << std::setprecision(3);
+        for (const char* column : {"top10_overlap", "spearman_measured", "spearman_all"}) cell(h[column], 10);
+        cell(h["mAP"], 8);
+        out << "\n";
+    }
+    return out.str();
+}
+
+// The mean of the numbers of member `key` over the runs that have one, or null.
+json mean_of(const std::vector<json>& runs, const char* key) {
+    std::vector<double> values;
+    for (const json& r : runs)
+        if (r.contains(key) && !r[key].is_null()) values.push_back(r[key].get<double>());
+    return values.empty() ? json(nullptr) : json(atman::eval::mean(values));
+}
+
+int run(const options& opt) {
+    eng::apply_threads(opt.threads);
+    const std::vector<atman::eval::numbered_question> questions =
+        atman::eval::read_squad(opt.data, opt.offset, opt.limit);
+    const atman::eval::eval_model loaded("atman-long", opt.model, opt.quiet);
+    const eng::tokenizer& tok = loaded.tok;
+    const eng::chat_template& tmpl = loaded.tmpl;
+    eng::llama_engine engine(loaded.model);
+    const atman::config cfg;  // the defaults: multiplicative, factor 0.1, words
+
+    json documents = json::array();
+    std::vector<std::vector<json>> runs(opt.top_k.size());
+    std::vector<double> exhaustive_ap, tokens, units;
+    index_t exhaustive_forwards = 0;
+    double exhaustive_seconds = 0;
+    for (const atman::eval::numbered_question& nq : questions) {
+        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, tmpl);
+        if (!q.skip_reason.empty()) {
+            if (!opt.quiet) std::cerr << "atman-long: " << nq.question.id << " skipped: " << q.skip_reason << "\n";
+            continue;
+        }
+        atman::hierarchical_options refine;
+        refine.max_units = opt.max_units;
+        for (atman::granularity level : opt.levels) {
+            atman::unit_options units_of_level = q.units;
+            units_of_level.by = level;
+            refine.levels.push_back(atman::make_units(q.prompt.text, q.prompt.offsets, units_of_level));
+        }
+        const index_t length = index_t(q.request.prompt_tokens.size() + q.request.target_tokens.size()) - 1;
+        auto started = std::chrono::steady_clock::now();
+        atman::explanation exhaustive;
+        if (opt.count_exhaustive) {  // what explain() would run: one base pass and its plan's rows
+            exhaustive.stats.token_forwards = length + atman::plan_explanation(engine, q.request, cfg).token_rows();
+        } else {
+            exhaustive = atman::explain(engine, q.request, cfg);
+            exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
+        }
+        const double seconds = seconds_since(started);
+        if (!opt.quiet)
+            std::cerr << "atman-long: " << nq.question.id << ": " << length << " tokens, " << q.request.units.size()
+                      << " words, exhaustive " << exhaustive.stats.token_forwards << " token-forwards"
+                      << (opt.count_exhaustive ? " (counted)" : ", " + std::to_string(seconds) + " s") << "\n";
+        exhaustive_forwards += exhaustive.stats.token_forwards;
+        exhaustive_seconds += seconds;
+        tokens.push_back(double(length));
+        units.push_back(double(q.request.units.size()));
+        json doc = {{"id", nq.question.id},
+                    {"tokens", length},
+                    {"words", q.request.units.size()},
+                    {"exhaustive", {{"token_forwards", exhaustive.stats.token_forwards},
+                                    {"run", !opt.count_exhaustive},
+                                    {"seconds", seconds},
+                                    {"AP", opt.count_exhaustive ? json(nullptr) : json(exhaustive_ap.back())}}},
+                    {"hierarchical", json::array()}};
+        for (std::size_t k = 0; k < opt.top_k.size(); ++k) {
+            refine.top_k = opt.top_k[k];
+            started = std::chrono::steady_clock::now();
+            const atman::explanation found = atman::explain_hierarchical(engine, q.request, cfg, refine);
+            json r = compare(exhaustive, seconds, found, seconds_since(started), q.labels);
+            r["top_k"] = opt.top_k[k];
+            if (!opt.quiet) std::cerr << "atman-long:   " << r.dump() << "\n";
+            runs[k].push_back(r);
+            doc["hierarchical"].push_back(r);
+        }
+        documents.push_back(doc);
+    }
+    atman::detail::require(!documents.empty(), "no document of " + opt.data + " could be explained");
+
+    json summary = json::array();
+    for (std::size_t k = 0; k < opt.top_k.size(); ++k) {
+        index_t forwards = 0;
+        double seconds = 0;
+        for (const json& r : runs[k]) forwards += r["token_forwards"].get<index_t>(), seconds += r["seconds"].get<double>();
+        summary.push_back({{"top_k", opt.top_k[k]},
+                           {"token_forwards", forwards},
+                           {"seconds", seconds},
+                           {"token_forwards_ratio", double(exhaustive_forwards) / double(forwards)},
+                           {"seconds_ratio", opt.count_exhaustive ? json(nullptr) : json(exhaustive_seconds / seconds)},
+                           {"units_measured_mean", mean_of(runs[k], "units_measured")},
+                           {"top10_overlap", mean_of(runs[k], "top10_overlap")},
+                           {"spearman_measured", mean_of(runs[k], "spearman_measured")},
+                           {"spearman_all", mean_of(runs[k], "spearman_all")},
+                           {"mAP", mean_of(runs[k], "AP")}});
+    }
+    json levels = json::array();
+    for (atman::granularity level : opt.levels) levels.push_back(atman::to_string(level));
+    const json result = {
+        {"schema", "atman.long/1"},
+        {"dataset", opt.data},
+        {"model", std::filesystem::path(loaded.path).filename().string()},
+        {"n", documents.size()},
+        {"levels", levels},
+        {"max_units", opt.max_units},
+        {"threads", opt.threads},
+        {"exhaustive", {{"token_forwards", exhaustive_forwards},
+                        {"run", !opt.count_exhaustive},
+                        {"seconds", opt.count_exhaustive ? json(nullptr) : json(exhaustive_seconds)},
+                        {"tokens_mean", atman::eval::mean(tokens)},
+                        {"units_mean", atman::eval::mean(units)},
+                        {"mAP", exhaustive_ap.empty() ? json(nullptr) : json(atman::eval::mean(exhaustive_ap))}}},
+        {"hierarchical", summary},
+        {"documents", documents}};
+    if (opt.format == "json") {
+        std::cout << result.dump(2) << std::endl;
+    } else {
+        std::cout << table(result) << std::flush;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    atman::engine::restart_with_passive_omp_wait("atman-long", argv);
+    options opt;
+    CLI::App app{"atman-long: coarse-to-fine AtMan against exhaustive word-level AtMan on long documents\n"
+                 "(docs/hierarchical.md): cost, wall time and agreement, in one run."};
+    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset);  // from scripts/make-long-docs
+    app.add_option("--top-k", opt.top_k, "comma-separated refinement top-k values, one run each (0 = all)")
+        ->delimiter(',')
+        ->check(CLI::NonNegativeNumber)
+        ->default_str("3");
+    app.add_option("--levels", opt.levels, "coarse levels, coarsest first")
+        ->delimiter(',')
+        ->transform(CLI::CheckedTransformer(std::map<std::string, atman::granularity>{
+            {"paragraph", atman::granularity::paragraph}, {"sentence", atman::granularity::sentence}},
+            CLI::ignore_case))
+        ->default_str("paragraph,sentence");
+    app.add_option("--max-units", opt.max_units, "perturbations over all levels (0 = no bound)")
+        ->check(CLI::NonNegativeNumber)
+        ->capture_default_str();
+    app.add_option("--threads", opt.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
+    app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
+    app.add_flag("--count-exhaustive", opt.count_exhaustive,
+                 "count the exhaustive explanation's token-forwards from its plan instead of running it "
+                 "(no wall time or agreement then)");
+    app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
+    return eng::run_program("atman-long", app, argc, argv, [&] { return run(opt); });
+}
