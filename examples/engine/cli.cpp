@@ -184,25 +184,33 @@ std::string loaded_model::json() const {
 }
 
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
-                                     const loaded_model& loaded, llama_engine& engine) {
-    const chat_template* tmpl = loaded.tmpl ? &*loaded.tmpl : nullptr;
-    const prompt_tokens prompt = tokenize_prompt(loaded.tok, tmpl, user_prompt, options.system);
+                                     const tokenizer& tok, const chat_template* tmpl,
+                                     const generator& generate) {
+    const prompt_tokens prompt = tokenize_prompt(tok, tmpl, user_prompt, options.system);
     std::vector<std::int32_t> target_ids;
     if (!options.target.empty()) {
-        target_ids = loaded.tok.encode_ids(options.target);
+        target_ids = tok.encode_ids(options.target);
     } else {
-        const std::vector<std::int32_t> stops = stop_ids(loaded.tok, tmpl);
-        target_ids = engine.generate(prompt.ids, options.generate, stops);
+        target_ids = generate(prompt.ids, options.generate, stop_ids(tok, tmpl));
         if (target_ids.empty()) throw atman::error("the model generated nothing to explain");
         if (!options.quiet)
-            std::cerr << options.program << ": generated: " << loaded.tok.decode(target_ids) << "\n";
+            std::cerr << options.program << ": generated: " << tok.decode(target_ids) << "\n";
     }
     const std::vector<std::int32_t> contrast_ids =
-        options.contrast.empty() ? std::vector<std::int32_t>{} : loaded.tok.encode_ids(options.contrast);
+        options.contrast.empty() ? std::vector<std::int32_t>{} : tok.encode_ids(options.contrast);
     atman::unit_options units;
     units.by = options.granularity;
     units.delimiter = options.delimiter;
-    atman::explain_request request = make_request(loaded.tok, prompt, target_ids, units, contrast_ids);
+    return make_request(tok, prompt, target_ids, units, contrast_ids);
+}
+
+atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
+                                     const loaded_model& loaded, llama_engine& engine) {
+    const atman::explain_request request = build_request(
+        options, user_prompt, loaded.tok, loaded.tmpl ? &*loaded.tmpl : nullptr,
+        [&](const std::vector<std::int32_t>& prompt, index_t max_new, const std::vector<std::int32_t>& stops) {
+            return engine.generate(prompt, max_new, stops);
+        });
     check_request(loaded.model.hparams(), request, options.cfg);
     return request;
 }

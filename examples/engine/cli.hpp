@@ -91,6 +91,14 @@ struct loaded_model {
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
                                      const loaded_model& loaded, llama_engine& engine);
 
+// The same for any engine: greedy generation (prompt, max new tokens, stop
+// ids -> new tokens) is the engine's, the tokens are tok's. Checks nothing
+// against a model.
+using generator = std::function<std::vector<std::int32_t>(
+    const std::vector<std::int32_t>& prompt, index_t max_new_tokens, const std::vector<std::int32_t>& stop_ids)>;
+atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
+                                     const tokenizer& tok, const chat_template* tmpl, const generator& generate);
+
 // Writes the explanation in --format to -o FILE (else stdout), the --html
 // page, and unless --quiet a summary line on stderr. model_json: the
 // "model" member of the JSON output.
