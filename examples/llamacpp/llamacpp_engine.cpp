@@ -72,6 +72,10 @@ engine::engine(const std::string& model_path, const engine_options& options) {
     cp.kv_unified = true;  // seq_cp shares the base pass's cells instead of copying them
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cp.offload_kqv = false;
+    // float32 keys and values: with the default float16 cache llama.cpp rounds
+    // the queries and the attention probabilities to float16 too, and its CE
+    // then moves by up to 0.1 nats with the cells a sequence lands in.
+    cp.type_k = cp.type_v = GGML_TYPE_F32;
     cp.op_offload = false;
     const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
     cp.n_threads = cp.n_threads_batch = threads;
