@@ -17,6 +17,7 @@
 #include "engine/gguf.hpp"
 #include "engine/limits.hpp"
 #include "engine/model_path.hpp"
+#include "engine/omp_policy.hpp"
 #include "engine/progress.hpp"
 #include "engine/prompt.hpp"
 #include "engine/tokenizer.hpp"
@@ -77,6 +78,9 @@ void explain(const eng::cli_options& options) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // llama.cpp's CPU backend runs on the same libgomp: spinning barriers cost
+    // it 5x on a loaded machine (docs/llama-cpp.md).
+    eng::restart_with_passive_omp_wait("atman-explain-llamacpp", argv);
     const eng::cli_program program{
         "atman-explain-llamacpp",
         "atman-explain-llamacpp: explain what a language model said with AtMan, running the model in\n"
