@@ -143,17 +143,22 @@ void add_options(CLI::App& app, cli_options& opt) {
         ->capture_default_str();
     app.add_option("--levels", opt.levels, "coarse levels of --search hierarchical, coarsest first")
         ->delimiter(',')
-        ->transform(CLI::CheckedTransformer(std::map<std::string, atman::granularity>{
+        ->transform(one_of(std::vector<std::pair<std::string, atman::granularity>>{
             {"paragraph", atman::granularity::paragraph}, {"sentence", atman::granularity::sentence},
-            {"word", atman::granularity::word}}, CLI::ignore_case))
+            {"word", atman::granularity::word}}))
+        ->type_name("L,L...")
         ->default_str("paragraph,sentence");
+    const index_t no_bound = std::numeric_limits<index_t>::max();
     app.add_option("--refine-top-k", opt.refine.top_k, "units refined per level, best first (0 = all)")
-        ->check(CLI::NonNegativeNumber)
+        ->check(whole_number(0, no_bound, ">= 0 (0 = all)"))
+        ->type_name("K")
         ->capture_default_str();
     app.add_option("--refine-threshold", opt.refine.threshold, "refine only units scoring at least this")
-        ->check(CLI::Number);
+        ->check(real_number)
+        ->type_name("S");
     app.add_option("--max-units", opt.refine.max_units, "perturbations over all levels (0 = no bound)")
-        ->check(CLI::NonNegativeNumber)
+        ->check(whole_number(0, no_bound, ">= 0 (0 = no bound)"))
+        ->type_name("N")
         ->capture_default_str();
     app.add_option("--batch", opt.cfg.max_batch_rows, "perturbations per batch (0 = automatic)")
         ->check(whole_number(0, std::numeric_limits<index_t>::max(), ">= 0 (0 = automatic)"))
@@ -341,25 +346,33 @@ std::string loaded_model::json() const {
 }
 
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
-                                     const loaded_model& loaded, llama_engine& engine) {
-    const chat_template* tmpl = loaded.tmpl ? &*loaded.tmpl : nullptr;
-    const prompt_tokens prompt = tokenize_prompt(loaded.tok, tmpl, user_prompt, options.system);
+                                     const tokenizer& tok, const chat_template* tmpl,
+                                     const generator& generate) {
+    const prompt_tokens prompt = tokenize_prompt(tok, tmpl, user_prompt, options.system);
     std::vector<std::int32_t> target_ids;
     if (!options.target.empty()) {
-        target_ids = loaded.tok.encode_ids(options.target);
+        target_ids = tok.encode_ids(options.target);
     } else {
-        const std::vector<std::int32_t> stops = stop_ids(loaded.tok, tmpl);
-        target_ids = engine.generate(prompt.ids, options.generate, stops);
+        target_ids = generate(prompt.ids, options.generate, stop_ids(tok, tmpl));
         if (target_ids.empty()) throw atman::error("the model generated nothing to explain");
         if (!options.quiet)
-            std::cerr << options.program << ": generated: " << loaded.tok.decode(target_ids) << "\n";
+            std::cerr << options.program << ": generated: " << tok.decode(target_ids) << "\n";
     }
     const std::vector<std::int32_t> contrast_ids =
-        options.contrast.empty() ? std::vector<std::int32_t>{} : loaded.tok.encode_ids(options.contrast);
+        options.contrast.empty() ? std::vector<std::int32_t>{} : tok.encode_ids(options.contrast);
     atman::unit_options units;
     units.by = options.granularity;
     units.delimiter = options.delimiter;
-    atman::explain_request request = make_request(loaded.tok, prompt, target_ids, units, contrast_ids);
+    return make_request(tok, prompt, target_ids, units, contrast_ids);
+}
+
+atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
+                                     const loaded_model& loaded, llama_engine& engine) {
+    const atman::explain_request request = build_request(
+        options, user_prompt, loaded.tok, loaded.tmpl ? &*loaded.tmpl : nullptr,
+        [&](const std::vector<std::int32_t>& prompt, index_t max_new, const std::vector<std::int32_t>& stops) {
+            return engine.generate(prompt, max_new, stops);
+        });
     check_request(loaded.model.hparams(), request, options.cfg);
     return request;
 }

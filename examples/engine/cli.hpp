@@ -92,6 +92,14 @@ struct loaded_model {
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
                                      const loaded_model& loaded, llama_engine& engine);
 
+// The same for any engine: greedy generation (prompt, max new tokens, stop
+// ids -> new tokens) is the engine's, the tokens are tok's. Checks nothing
+// against a model.
+using generator = std::function<std::vector<std::int32_t>(
+    const std::vector<std::int32_t>& prompt, index_t max_new_tokens, const std::vector<std::int32_t>& stop_ids)>;
+atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
+                                     const tokenizer& tok, const chat_template* tmpl, const generator& generate);
+
 // explain() or, with --search hierarchical, explain_hierarchical() with the
 // units of each --levels granularity over the user's text as coarse levels.
 atman::explanation run_search(const cli_options& options, const std::string& user_prompt,

@@ -178,6 +178,9 @@ TEST_CASE("atman-explain: --search options are checked") {
          "--search hierarchical needs --granularity token, word or sentence"},
         {{"--prompt", "x", "--search", "hierarchical", "--conceptual"}, "cannot be used with --conceptual"},
         {{"--prompt", "x", "--search", "hierarchical", "--refine-top-k", "-1"}, "--refine-top-k"},
+        {{"--prompt", "x", "--search", "hierarchical", "--levels", "chapter"},
+         "must be paragraph, sentence or word, got 'chapter'"},
+        {{"--prompt", "x", "--search", "hierarchical", "--max-units", "1e99"}, "--max-units"},
     };
     for (const auto& [args, named] : cases) {
         const atman_test::program_result r = run_program(ATMAN_EXPLAIN, args);

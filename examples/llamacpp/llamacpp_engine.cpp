@@ -1,0 +1,335 @@
+#include "llamacpp_engine.hpp"
+
+#include <atman/error.hpp>
+#include <atman/manipulation.hpp>
+
+#include <ggml-backend.h>
+#include <ggml.h>
+#include <llama.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <thread>
+
+namespace atman::llamacpp {
+
+namespace {
+
+bool starts_with(const char* name, const char* prefix) {
+    return std::strncmp(name, prefix, std::strlen(prefix)) == 0;
+}
+
+// llama.cpp names the attention softmax "kq_soft_max-<layer>" and the ops that
+// lead to it "kq-<layer>", "kq_scaled_1-<layer>", ...; "kqv" is the product after it.
+bool is_attention_softmax(const ggml_tensor* t) {
+    return t->op == GGML_OP_SOFT_MAX && starts_with(t->name, "kq_soft_max");
+}
+bool is_pre_softmax_score(const ggml_tensor* t) {
+    return starts_with(t->name, "kq") && !starts_with(t->name, "kq_soft_max") && !starts_with(t->name, "kqv");
+}
+
+void quiet_log(ggml_log_level level, const char* text, void*) {
+    if (level == GGML_LOG_LEVEL_ERROR) std::fputs(text, stderr);
+}
+
+// -log softmax(logits)[target] in nats, accumulated in double.
+double cross_entropy(const float* logits, std::int32_t n_vocab, std::int32_t target) {
+    const float top = *std::max_element(logits, logits + n_vocab);
+    double sum = 0;
+    for (std::int32_t v = 0; v < n_vocab; ++v) sum += std::exp(double(logits[v]) - top);
+    return std::log(sum) + top - double(logits[target]);
+}
+
+}  // namespace
+
+engine::engine(const std::string& model_path, const engine_options& options) {
+    detail::require(options.max_length >= 1,
+                    "llama.cpp adapter: max_length must be >= 1, got " + std::to_string(options.max_length));
+    llama_log_set(quiet_log, nullptr);
+    llama_backend_init();
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = 0;  // the route manipulates host memory only
+    model_ = llama_model_load_from_file(model_path.c_str(), mp);
+    if (model_ == nullptr) throw error("llama.cpp could not load the model " + model_path);
+    const std::string arch = metadata("general.architecture");
+    auto refuse = [&](const std::string& what) {
+        llama_model_free(model_);
+        throw invalid_argument("llama.cpp adapter: the " + arch + " model " + model_path + " has " + what +
+                               ", which the eval-callback route cannot manipulate");
+    };
+    if (llama_model_n_swa(model_) > 0)
+        refuse("sliding-window attention (window " + std::to_string(llama_model_n_swa(model_)) + ")");
+    if (llama_model_is_recurrent(model_) || llama_model_is_hybrid(model_)) refuse("recurrent layers");
+
+    n_layer_ = llama_model_n_layer(model_);
+    n_ctx_ = 2 * options.max_length;  // the base pass's cells and one perturbed row's
+    llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = std::uint32_t(n_ctx_);
+    cp.n_batch = cp.n_ubatch = std::uint32_t(n_ctx_);  // one decode is one ubatch: rows map to tokens
+    cp.n_seq_max = 2;
+    cp.kv_unified = true;  // seq_cp shares the base pass's cells instead of copying them
+    cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
+    cp.offload_kqv = false;
+    // float32 keys and values: with the default float16 cache llama.cpp rounds
+    // the queries and the attention probabilities to float16 too, and its CE
+    // then moves by up to 0.1 nats with the cells a sequence lands in.
+    cp.type_k = cp.type_v = GGML_TYPE_F32;
+    cp.op_offload = false;
+    const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    cp.n_threads = cp.n_threads_batch = threads;
+    cp.cb_eval = &engine::eval_callback;
+    cp.cb_eval_user_data = this;
+    ctx_ = llama_init_from_model(model_, cp);
+    if (ctx_ == nullptr) {
+        llama_model_free(model_);
+        throw error("llama.cpp could not create a context of " + std::to_string(n_ctx_) + " cells");
+    }
+}
+
+engine::~engine() {
+    llama_free(ctx_);
+    llama_model_free(model_);
+}
+
+std::string engine::metadata(const char* key) const {
+    char buf[512];
+    const int n = llama_model_meta_val_str(model_, key, buf, sizeof buf);
+    return n < 0 ? std::string() : std::string(buf, std::min<std::size_t>(std::size_t(n), sizeof buf - 1));
+}
+
+std::uint64_t engine::parameter_count() const { return llama_model_n_params(model_); }
+index_t engine::context_length() const { return llama_model_n_ctx_train(model_); }
+
+std::vector<std::int32_t> engine::tokenize(const std::string& text) const {
+    const llama_vocab* vocab = llama_model_get_vocab(model_);
+    std::vector<llama_token> ids(text.size() + 8);
+    int n = llama_tokenize(vocab, text.c_str(), std::int32_t(text.size()), ids.data(), std::int32_t(ids.size()),
+                           false, false);
+    if (n < 0) {
+        ids.resize(std::size_t(-n));
+        n = llama_tokenize(vocab, text.c_str(), std::int32_t(text.size()), ids.data(), std::int32_t(ids.size()),
+                           false, false);
+    }
+    if (n < 0) throw error("llama.cpp could not tokenise the text");
+    ids.resize(std::size_t(n));
+    return ids;
+}
+
+void engine::fail(const std::string& message) {
+    if (error_.empty()) error_ = "llama.cpp adapter: " + message;
+}
+
+bool engine::eval_callback(ggml_tensor* t, bool ask, void* user) {
+    return static_cast<engine*>(user)->on_node(t, ask);
+}
+
+// ask = true: "do you want this node's result?" (asked before the node runs);
+// true makes the scheduler compute the graph up to it and call again with ask
+// = false. Stopping after each pre-softmax score op leaves the scores computed
+// and the softmax not yet run when the softmax itself is asked about.
+bool engine::on_node(ggml_tensor* t, bool ask) {
+    if (!observing_) return false;
+    if (!ask) {
+        last_stop_ = t;
+        return error_.empty();  // false aborts the graph
+    }
+    if (!error_.empty()) return true;  // to abort at the next answer
+    if (t->op == GGML_OP_FLASH_ATTN_EXT) {
+        fail(std::string("node ") + t->name + " is fused flash attention, whose scores the callback cannot reach");
+        return true;
+    }
+    if (is_attention_softmax(t)) {
+        at_softmax(t);
+        return !error_.empty();
+    }
+    return factors_ != nullptr && is_pre_softmax_score(t);
+}
+
+// The cells each query row of this decode sees, from the mask (0 visible,
+// -inf masked), checked against the positions the adapter put there: row i
+// holds position first_pos_ + i and must see exactly positions 0..that, each
+// in one cell; the cells of positions < prefix_ are the base pass's, and each
+// later row sees the cells of the rows before it and one new cell, its own.
+void engine::map_cells(const ggml_tensor* mask, std::int64_t n_kv, std::int64_t n_tokens) {
+    cell_pos_.assign(std::size_t(n_kv), -1);
+    row_cells_.assign(std::size_t(n_tokens), {});
+    for (std::int64_t i = 0; i < n_tokens; ++i) {
+        const std::int32_t pos = std::int32_t(first_pos_ + i);
+        const float* m = reinterpret_cast<const float*>(static_cast<const char*>(mask->data) + i * mask->nb[1]);
+        std::vector<std::int32_t>& cells = row_cells_[std::size_t(i)];
+        cells.assign(std::size_t(pos) + 1, -1);
+        std::int32_t fresh = -1, n_visible = 0;
+        for (std::int64_t c = 0; c < n_kv; ++c) {
+            if (m[c] == -INFINITY) continue;
+            if (m[c] != 0.0f) return fail("mask cell " + std::to_string(c) + " holds " + std::to_string(m[c]) +
+                                          " (ALiBi or a bias), not 0 or -inf");
+            ++n_visible;
+            std::int32_t p = -1;
+            if (i == 0) {
+                const std::int32_t base = c < std::int64_t(base_cell_pos_.size()) ? base_cell_pos_[std::size_t(c)] : -1;
+                if (base >= 0 && base < prefix_) p = base;
+            } else {
+                p = cell_pos_[std::size_t(c)];
+            }
+            if (p < 0) {
+                if (fresh >= 0) return fail("query position " + std::to_string(pos) + " sees two new kv cells");
+                fresh = std::int32_t(c);
+                p = pos;
+            }
+            cell_pos_[std::size_t(c)] = p;
+            cells[std::size_t(p)] = std::int32_t(c);
+        }
+        if (fresh < 0 || n_visible != pos + 1 || std::count(cells.begin(), cells.end(), -1) != 0)
+            return fail("query position " + std::to_string(pos) + " sees " + std::to_string(n_visible) +
+                        " kv cells, not one for each position 0.." + std::to_string(pos));
+    }
+}
+
+void engine::at_softmax(ggml_tensor* softmax) {
+    ggml_tensor* scores = softmax->src[0];
+    const ggml_tensor* mask = softmax->src[1];
+    if (mask == nullptr) return fail(std::string(softmax->name) + " has no mask");
+    if (!ggml_backend_buffer_is_host(scores->buffer) || !ggml_backend_buffer_is_host(mask->buffer))
+        return fail(std::string(softmax->name) + " runs in buffer " + ggml_backend_buffer_name(scores->buffer) +
+                    ", not host memory (a GPU backend?)");
+    if (scores->type != GGML_TYPE_F32 || mask->type != GGML_TYPE_F32)
+        return fail(std::string(softmax->name) + ": scores or mask are not float32");
+    const std::int64_t n_kv = scores->ne[0], n_tokens = scores->ne[1], n_head = scores->ne[2];
+    if (scores->ne[3] != 1 || mask->ne[2] != 1 || mask->ne[3] != 1 || mask->ne[0] != n_kv || mask->ne[1] < n_tokens)
+        return fail(std::string(softmax->name) + ": unexpected layout (several kv streams?)");
+    float scale = 0, max_bias = 0;
+    std::memcpy(&scale, reinterpret_cast<const float*>(softmax->op_params) + 0, sizeof(float));
+    std::memcpy(&max_bias, reinterpret_cast<const float*>(softmax->op_params) + 1, sizeof(float));
+    if (max_bias != 0.0f) return fail(std::string(softmax->name) + " uses ALiBi");
+    if (!(scale > 0.0f)) return fail(std::string(softmax->name) + " has a non-positive scale");
+    if (!mapped_) {
+        map_cells(mask, n_kv, n_tokens);
+        mapped_ = true;
+    }
+    if (!error_.empty() || factors_ == nullptr) return;
+    if (last_stop_ != scores)
+        return fail(std::string("the scores of ") + softmax->name + " come from op " + ggml_op_name(scores->op) +
+                    " (" + scores->name + "), which the callback did not stop after");
+
+    // Rows of the scores: ne0 = kv cells (padded), ne1 = query tokens, ne2 = heads.
+    // The softmax computes softmax(scale * scores + mask): multiplicative
+    // manipulation of the unscaled scores with the minimum over the same visible
+    // keys is the scaled one divided by scale; the additive bias is divided by it.
+    for (std::int64_t h = 0; h < n_head; ++h) {
+        for (std::int64_t i = 0; i < n_tokens; ++i) {
+            float* row = reinterpret_cast<float*>(static_cast<char*>(scores->data) + i * scores->nb[1] + h * scores->nb[2]);
+            const std::vector<std::int32_t>& cells = row_cells_[std::size_t(i)];
+            const index_t n_visible = index_t(cells.size());
+            if (mode_ == manipulation_mode::multiplicative) {
+                scratch_.resize(std::size_t(n_visible));
+                for (index_t p = 0; p < n_visible; ++p) scratch_[std::size_t(p)] = row[cells[std::size_t(p)]];
+                manipulate_scores(mode_, scratch_.data(), n_visible, factors_);
+                for (index_t p = 0; p < n_visible; ++p) row[cells[std::size_t(p)]] = scratch_[std::size_t(p)];
+            } else {
+                for (index_t p = 0; p < n_visible; ++p) {
+                    if (factors_[p] != 1.0f) row[cells[std::size_t(p)]] += key_bias(factors_[p]) / scale;
+                }
+            }
+        }
+    }
+    ++manipulated_layers_;
+}
+
+void engine::decode(const sequence_view& seq, index_t from, int seq_id, double* ce) {
+    const index_t n = seq.length - from;
+    llama_batch batch = llama_batch_init(std::int32_t(n), 0, 1);
+    for (index_t i = 0; i < n; ++i) {
+        const index_t pos = from + i;
+        batch.token[i] = seq.tokens[pos];
+        batch.pos[i] = pos;
+        batch.n_seq_id[i] = 1;
+        batch.seq_id[i][0] = seq_id;
+        batch.logits[i] = pos >= seq.first_scored ? 1 : 0;
+    }
+    batch.n_tokens = std::int32_t(n);
+    error_.clear();
+    observing_ = true;
+    mapped_ = false;
+    last_stop_ = nullptr;
+    manipulated_layers_ = 0;
+    first_pos_ = from;
+    const std::int32_t rc = llama_decode(ctx_, batch);
+    observing_ = false;
+    llama_batch_free(batch);
+    if (!error_.empty()) throw invalid_argument(error_);
+    if (rc != 0) throw error("llama_decode failed with code " + std::to_string(rc));
+    if (!mapped_) throw invalid_argument("llama.cpp adapter: the graph has no attention softmax the callback could see");
+    if (factors_ != nullptr && manipulated_layers_ != n_layer_)
+        throw invalid_argument("llama.cpp adapter: manipulated " + std::to_string(manipulated_layers_) + " of " +
+                               std::to_string(n_layer_) + " layers");
+    const std::int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model_));
+    for (index_t t = 0; t < seq.n_targets; ++t) {
+        const index_t pos = seq.first_scored + t;
+        if (pos < from) continue;
+        const float* logits = llama_get_logits_ith(ctx_, std::int32_t(pos - from));
+        if (logits == nullptr) throw error("llama.cpp returned no logits for position " + std::to_string(pos));
+        ce[t] = cross_entropy(logits, n_vocab, seq.targets[t]);
+    }
+}
+
+void engine::base_pass(const sequence_view& seq, double* ce) {
+    detail::require(2 * seq.length <= n_ctx_, "llama.cpp adapter: sequence of " + std::to_string(seq.length) +
+                                                  " tokens exceeds max_length " + std::to_string(n_ctx_ / 2));
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    factors_ = nullptr;
+    prefix_ = 0;
+    base_cell_pos_.clear();
+    decode(seq, 0, 0, ce);
+    base_cell_pos_ = cell_pos_;
+    base_ce_.assign(ce, ce + seq.n_targets);
+}
+
+void engine::perturbed_pass(const sequence_view& seq, const batch_view& batch, double* ce) {
+    llama_memory_t memory = llama_get_memory(ctx_);
+    mode_ = batch.mode;
+    for (index_t r = 0; r < batch.n_rows; ++r) {
+        const row_view& row = batch.rows[r];
+        const index_t from = std::min(row.first_affected, seq.length - 1);
+        double* out = ce + r * seq.n_targets;
+        std::copy(base_ce_.begin(), base_ce_.end(), out);  // targets before `from` are unchanged
+        llama_memory_seq_rm(memory, 1, -1, -1);
+        llama_memory_seq_cp(memory, 0, 1, 0, from);
+        factors_ = row.key_factors;
+        prefix_ = from;
+        try {
+            decode(seq, from, 1, out);
+        } catch (...) {
+            factors_ = nullptr;
+            throw;
+        }
+        factors_ = nullptr;
+    }
+    llama_memory_seq_rm(memory, 1, -1, -1);
+}
+
+std::vector<std::int32_t> engine::generate(const std::vector<std::int32_t>& prompt, index_t max_new_tokens,
+                                           const std::vector<std::int32_t>& stop_ids) {
+    detail::require(!prompt.empty(), "llama.cpp adapter: generate needs a prompt");
+    const llama_vocab* vocab = llama_model_get_vocab(model_);
+    const std::int32_t n_vocab = llama_vocab_n_tokens(vocab);
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    std::vector<std::int32_t> tokens = prompt, out;
+    llama_batch batch = llama_batch_get_one(tokens.data(), std::int32_t(tokens.size()));
+    while (true) {
+        if (llama_decode(ctx_, batch) != 0) throw error("llama_decode failed while generating");
+        const float* logits = llama_get_logits_ith(ctx_, -1);
+        const std::int32_t next = std::int32_t(std::max_element(logits, logits + n_vocab) - logits);
+        if (llama_vocab_is_eog(vocab, next) || std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end())
+            break;
+        out.push_back(next);
+        if (index_t(out.size()) >= max_new_tokens || index_t(prompt.size() + out.size()) >= n_ctx_ / 2) break;
+        tokens.push_back(next);
+        batch = llama_batch_get_one(&tokens.back(), 1);
+    }
+    llama_memory_clear(llama_get_memory(ctx_), true);
+    return out;
+}
+
+}  // namespace atman::llamacpp
