@@ -28,6 +28,9 @@ namespace {
 namespace eng = atman::engine;
 
 void explain(const eng::cli_options& options) {
+    eng::check_outputs(options);  // first: a closed stdout would be the next file opened
+    if (options.search != "exhaustive")  // run_search drives the reference engine only
+        throw eng::usage_error("--search " + options.search + " runs in atman-explain only, not on llama.cpp");
     const std::string user_prompt = eng::read_prompt(options);
     const std::string path = eng::resolve_model_path(options.model);
     if (!options.quiet) std::cerr << options.program << ": loading " << path << "\n";
@@ -61,6 +64,7 @@ void explain(const eng::cli_options& options) {
 
     eng::progress_bar bar("units", !options.quiet);
     atman::explain_options run_options;
+    run_options.before_running = [&](const atman::plan& plan) { bar.weigh_by(plan); };
     run_options.progress = [&](atman::index_t done, atman::index_t total) {
         bar.update(done, total);
         return true;

@@ -66,6 +66,18 @@ TEST_CASE("atman-explain-llamacpp: --factor 1 gives exactly zero scores in both 
 TEST_CASE("atman-explain-llamacpp: a missing model file is a clear error, exit code 1") {
     const atman_test::program_result r =
         run_program(ATMAN_EXPLAIN_LLAMACPP, {"--model", "/nonexistent/model.gguf", "--prompt", "x", "--target", "y"});
-    CHECK(r.exit_code != 0);
+    CHECK(r.exit_code == 1);
     CHECK(r.err.find("/nonexistent/model.gguf") != std::string::npos);
+}
+
+TEST_CASE("atman-explain-llamacpp: what it cannot do is bad usage, before the model is opened") {
+    const atman_test::program_result search = run_program(
+        ATMAN_EXPLAIN_LLAMACPP, {"--model", "/nonexistent/model.gguf", "--prompt", "x", "--search", "hierarchical"});
+    CHECK(search.exit_code == 2);
+    CHECK(search.err.find("--search hierarchical runs in atman-explain only") != std::string::npos);
+    const atman_test::program_result output = run_program(
+        ATMAN_EXPLAIN_LLAMACPP, {"--model", "/nonexistent/model.gguf", "--prompt", "x", "-o", "/nonexistent/dir/out.json"});
+    CHECK(output.exit_code == 2);
+    CHECK(output.err.find("/nonexistent/dir/out.json") != std::string::npos);
+    CHECK(output.err.find("model.gguf") == std::string::npos);  // refused before loading
 }
