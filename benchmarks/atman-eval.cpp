@@ -332,13 +332,10 @@ int main(int argc, char** argv) {
     options opt;
     CLI::App app{"atman-eval: explanation quality on SQuAD (mAP, mAR, their interquartile means, deletion)\n"
                  "for AtMan variants and baselines over the words of each context (docs/quality.md)."};
-    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset);
+    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset, opt.threads);
     std::string all;
     for (const method& m : known_methods(0)) all += (all.empty() ? "" : ",") + m.name;
     app.add_option("--methods", opt.methods, "comma-separated methods (default: all: " + all + ")");
-    app.add_option("--threads", opt.threads, "threads (0 = all cores)")
-        ->check(eng::whole_number(0, eng::max_threads, "from 0 to " + std::to_string(eng::max_threads) + " (0 = all cores)"))
-        ->capture_default_str();
     app.add_option("--batch", opt.batch, "AtMan perturbations per batch (0 = automatic)")
         ->check(CLI::NonNegativeNumber)->capture_default_str();
     app.add_option("--seed", opt.seed, "seed of the random baseline and of tie-breaking")->capture_default_str();

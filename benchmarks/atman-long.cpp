@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -252,10 +253,11 @@ int main(int argc, char** argv) {
     options opt;
     CLI::App app{"atman-long: coarse-to-fine AtMan against exhaustive word-level AtMan on long documents\n"
                  "(docs/hierarchical.md): cost, wall time and agreement, in one run."};
-    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset);  // from scripts/make-long-docs
+    atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset,  // from scripts/make-long-docs
+                                   opt.threads);
     app.add_option("--top-k", opt.top_k, "comma-separated refinement top-k values, one run each (0 = all)")
         ->delimiter(',')
-        ->check(CLI::NonNegativeNumber)
+        ->check(atman::engine::whole_number(0, std::numeric_limits<index_t>::max(), ">= 0 (0 = all)"))
         ->default_str("3");
     app.add_option("--levels", opt.levels, "coarse levels, coarsest first")
         ->delimiter(',')
@@ -264,9 +266,8 @@ int main(int argc, char** argv) {
             CLI::ignore_case))
         ->default_str("paragraph,sentence");
     app.add_option("--max-units", opt.max_units, "perturbations over all levels (0 = no bound)")
-        ->check(CLI::NonNegativeNumber)
+        ->check(atman::engine::whole_number(0, std::numeric_limits<index_t>::max(), ">= 0 (0 = no bound)"))
         ->capture_default_str();
-    app.add_option("--threads", opt.threads, "threads (0 = all cores)")->check(CLI::NonNegativeNumber);
     app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
     app.add_flag("--count-exhaustive", opt.count_exhaustive,
                  "count the exhaustive explanation's token-forwards from its plan instead of running it "

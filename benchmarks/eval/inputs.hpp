@@ -8,24 +8,32 @@
 
 
 #include <iostream>
+#include <limits>
 #include <string>
 
 #include "engine/chat_template.hpp"
 #include "engine/gguf.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/model_path.hpp"
+#include "engine/program.hpp"
 #include "engine/tokenizer.hpp"
 
 namespace atman::eval {
 
-// The options both programs take: the model, and which questions of which file.
+// The options both programs take: the model, which questions of which file, and the threads.
 inline void add_input_options(CLI::App& app, std::string& model, std::string& data, index_t& limit,
-                              index_t& offset) {
+                              index_t& offset, int& threads) {
+    namespace eng = atman::engine;
+    const long long no_bound = std::numeric_limits<index_t>::max();
     app.add_option("--model", model, "GGUF model file (default: $ATMAN_MODEL, else the cached default model)");
     app.add_option("--data", data, "SQuAD-style JSON Lines file")->capture_default_str();
-    app.add_option("--limit", limit, "at most N questions (default: all)")->check(CLI::NonNegativeNumber);
+    app.add_option("--limit", limit, "at most N questions (default: all)")
+        ->check(eng::whole_number(0, no_bound, ">= 0"));
     app.add_option("--offset", offset, "skip the first N questions of the file")
-        ->check(CLI::NonNegativeNumber)
+        ->check(eng::whole_number(0, no_bound, ">= 0"))
+        ->capture_default_str();
+    app.add_option("--threads", threads, "threads (0 = all cores)")
+        ->check(eng::whole_number(0, eng::max_threads, "from 0 to " + std::to_string(eng::max_threads) + " (0 = all cores)"))
         ->capture_default_str();
 }
 

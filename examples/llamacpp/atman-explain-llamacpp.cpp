@@ -56,7 +56,6 @@ void explain(const eng::cli_options& options) {
         [&](const std::vector<std::int32_t>& prompt, atman::index_t max_new, const std::vector<std::int32_t>& stops) {
             return engine.generate(prompt, max_new, stops);
         });
-    options.cfg.validate();
     const auto n_prompt = atman::index_t(request.prompt_tokens.size());
     eng::check_context(n_prompt, atman::index_t(request.target_tokens.size()), engine_options.max_length);
     if (request.contrastive())
