@@ -18,9 +18,9 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
-#include <limits>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <sstream>
 
