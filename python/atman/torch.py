@@ -168,26 +168,54 @@ def _log_additive_mask(factors, p, dtype):
     return (mask[None] + bias[:, None, :].to(dtype)).clamp(min=torch.finfo(dtype).min)[:, None]
 
 
-def request_for(tokenizer, prompt, target, units_by=atman.Granularity.word, add_special_tokens=False):
+def _chat_pieces(tokenizer, prompt, system):
+    """prompt as one user turn in tokenizer's chat template (system None: the
+    template's default), cut into (text, is_user) pieces around the user's text."""
+    messages = ([] if system is None else [{"role": "system", "content": system}]) + [
+        {"role": "user", "content": prompt}]
+    text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    start = text.rfind(prompt)
+    if start < 0:
+        raise ValueError("the chat template does not hold the prompt verbatim")
+    return [(text[:start], False), (prompt, True), (text[start + len(prompt):], False)]
+
+
+def request_for(tokenizer, prompt, target, units_by=atman.Granularity.word, add_special_tokens=False,
+                chat=False, system=None):
     """The explain request of target after prompt with tokenizer's tokens
-    (a fast tokenizer: units come from its offsets) and units_by's units."""
-    encoded = tokenizer(prompt, return_offsets_mapping=True, add_special_tokens=add_special_tokens)
-    ids = encoded["input_ids"]
-    special = [i in tokenizer.all_special_ids for i in ids]
-    offsets = atman.byte_offsets(prompt, encoded["offset_mapping"])
-    units = atman.make_units(prompt, offsets, special, atman.UnitOptions(by=units_by))
+    (a fast tokenizer: units come from its offsets) and units_by's units.
+    chat: prompt as a user turn in the tokenizer's chat template, units over the
+    user's text only; template pieces are tokenised with special tokens parsed,
+    the user's text without, so it cannot inject a control token (as atman-explain)."""
+    pieces = _chat_pieces(tokenizer, prompt, system) if chat else [(prompt, True)]
+    text, ids, offsets, special, user = "", [], [], [], []
+    for piece, is_user in pieces:
+        if not piece:
+            continue
+        encoded = tokenizer(piece, return_offsets_mapping=True, add_special_tokens=add_special_tokens and not text,
+                            split_special_tokens=is_user)
+        start = len(text.encode("utf-8"))
+        ids += encoded["input_ids"]
+        offsets += [(start + a, start + b) for a, b in atman.byte_offsets(piece, encoded["offset_mapping"])]
+        special += [i in tokenizer.all_special_ids for i in encoded["input_ids"]]
+        text += piece
+        if is_user:
+            user.append(atman.ByteRange(start, len(text.encode("utf-8"))))
+    units = atman.make_units(text, offsets, special, atman.UnitOptions(by=units_by, range_bytes=user))
     target_ids = tokenizer(target, add_special_tokens=False)["input_ids"]
     texts = [tokenizer.decode([t]) for t in target_ids]
-    return atman.ExplainRequest(prompt, ids, target, target_ids, units, units_by=units_by, target_texts=texts)
+    return atman.ExplainRequest(text, ids, target, target_ids, units, units_by=units_by, target_texts=texts)
 
 
 def explain(model, tokenizer, prompt, target, *, mode=atman.Mode.multiplicative, factor=0.1,
-            units_by=atman.Granularity.word, config=None, progress=True):
-    """The AtMan explanation of `target` following `prompt` (raw text, no chat
-    template) under model; config (an atman.Config) overrides mode and factor.
+            units_by=atman.Granularity.word, config=None, progress=True, chat=False, system=None):
+    """The AtMan explanation of `target` following `prompt` under model: raw
+    text, or with chat=True a user turn in the tokenizer's chat template (system
+    None: the template's default system message), as atman-explain without and
+    with --raw; config (an atman.Config) overrides mode and factor.
     progress: a tqdm bar on stderr (True), a callable(done, total), or None."""
     cfg = config if config is not None else atman.Config(mode=mode, factor=factor)
-    req = request_for(tokenizer, prompt, target, units_by)
+    req = request_for(tokenizer, prompt, target, units_by, chat=chat, system=system)
     bar, callback = None, progress if callable(progress) else None
     if progress is True:
         from tqdm.auto import tqdm

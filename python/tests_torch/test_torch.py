@@ -79,3 +79,35 @@ def test_multiplicative_attention_with_factors_one_is_the_plain_model(model):
     ones = type("Batch", (), {"key_factors": np.ones_like(batch.key_factors), "first_affected": batch.first_affected,
                               "mode": atman.Mode.multiplicative, "__len__": lambda self: len(batch)})()
     np.testing.assert_allclose(engine.perturbed_pass(seq, ones), np.tile(base, (len(batch), 1)), atol=1e-5)
+
+
+def word_tokenizer():
+    """A whitespace word-level fast tokenizer with <s>/</s> as special tokens and
+    a chat template that wraps each turn in them."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<unk>", "<s>", "</s>", "user", "one", "two", "three", "<", "s", ">", "x"]
+    core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
+                                        additional_special_tokens=["<s>", "</s>"])
+    tokenizer.chat_template = ("{% for m in messages %}<s> {{ m['role'] }} {{ m['content'] }} </s> {% endfor %}"
+                               "{% if add_generation_prompt %}<s> {% endif %}")
+    return tokenizer
+
+
+def test_chat_request_has_units_over_the_user_text_only_and_parses_no_control_token_in_it():
+    from atman.torch import request_for
+
+    tokenizer = word_tokenizer()
+    req = request_for(tokenizer, "one two three", "x", chat=True)
+    assert req.prompt == "<s> user one two three </s> <s> "
+    special, close = tokenizer.convert_tokens_to_ids(["<s>", "</s>"])
+    assert list(req.prompt_tokens)[:2] == [special, tokenizer.convert_tokens_to_ids("user")]
+    assert list(req.prompt_tokens)[-2:] == [close, special]
+    assert [req.prompt[u.start:u.end].strip() for u in req.units] == ["one", "two", "three"]
+    # The user's own "<s>" stays text: split into ordinary tokens, never the control token.
+    user = request_for(tokenizer, "one <s> two", "x", chat=True)
+    assert list(user.prompt_tokens).count(special) == 2
+    assert tokenizer.convert_tokens_to_ids(["<", "s", ">"]) == list(user.prompt_tokens)[3:6]
