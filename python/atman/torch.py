@@ -106,18 +106,27 @@ class TransformersEngine:
         self.prefix_reuse = prefix_reuse  # False: every row recomputes all positions
         self.device = next(model.parameters()).device
         # transformers 5.2x renamed the cache argument from past_key_values to cache.
-        self._cache_argument = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        parameters = inspect.signature(model.forward).parameters
+        self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
+        # Logits only where targets are scored: the vocabulary projection of every
+        # position would cost about a fifth of a small model's forward.
+        self._keeps_logits = "logits_to_keep" in parameters
         self._cache = None
         self._base_ce = None
 
     def _targets(self, seq, rows):
         return torch.tensor(seq.targets, dtype=torch.long, device=self.device).expand(rows, -1)
 
+    def _logits_from(self, first, T):
+        """The forward's arguments that keep the logits of positions >= first only."""
+        return {"logits_to_keep": max(T - first, 1)} if self._keeps_logits else {}
+
     def base_pass(self, seq):
         tokens = torch.tensor(seq.tokens, dtype=torch.long, device=self.device)[None]
         with torch.inference_mode():
-            out = self.model(input_ids=tokens, use_cache=True)
-            scored = out.logits[:, seq.first_scored:seq.first_scored + seq.n_targets]
+            out = self.model(input_ids=tokens, use_cache=True, **self._logits_from(seq.first_scored, seq.length))
+            first = seq.first_scored - (seq.length - out.logits.shape[1])
+            scored = out.logits[:, first:first + seq.n_targets]
             ce = _token_ce(scored, self._targets(seq, 1))[0]
         self._cache = getattr(out, self._cache_argument)
         self._base_ce = ce
@@ -136,6 +145,9 @@ class TransformersEngine:
                   "use_cache": p > 0}
         if p > 0:
             kwargs[self._cache_argument] = _prefix_cache(self._cache, p, rows)
+        first = max(seq.first_scored, p)  # targets scored before p cannot change
+        last = seq.first_scored + seq.n_targets
+        kwargs.update(self._logits_from(first, T))
         dtype = next(self.model.parameters()).dtype
         with torch.inference_mode():
             if batch.mode == atman.Mode.multiplicative:
@@ -148,10 +160,9 @@ class TransformersEngine:
             else:
                 logits = self.model(attention_mask=_log_additive_mask(factors, p, dtype), **kwargs).logits
             ce = self._base_ce.expand(rows, -1).clone()
-            first = max(seq.first_scored, p)  # targets scored before p cannot change
-            last = seq.first_scored + seq.n_targets
             if last > first:
-                ce[:, first - seq.first_scored:] = _token_ce(logits[:, first - p:last - p],
+                kept = T - logits.shape[1]  # the position of the first logits row
+                ce[:, first - seq.first_scored:] = _token_ce(logits[:, first - kept:last - kept],
                                                              self._targets(seq, rows)[:, first - seq.first_scored:])
         return ce.cpu().numpy()
 
