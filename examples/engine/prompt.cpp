@@ -21,10 +21,12 @@ void append_piece(const tokenizer& tok, prompt_tokens& out, index_t start, index
 }  // namespace
 
 prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, std::string_view user,
-                              std::string_view system) {
+                              std::string_view system, bool bos_sink) {
     if (user.empty()) throw atman::invalid_argument("the prompt is empty");
+    bos_sink = bos_sink && tmpl == nullptr;  // a template begins with its own markers
+    if (bos_sink && tok.bos_id() < 0) throw atman::invalid_argument("the model has no BOS token to put first");
     prompt_tokens out;
-    if (tok.add_bos()) {
+    if (tok.add_bos() || bos_sink) {
         out.ids.push_back(tok.bos_id());
         out.offsets.push_back({0, 0, true});
     }
