@@ -64,10 +64,11 @@ def read_inputs(path):
 
 
 def check_tokens(tokenizer, q):
-    """Fails unless the tokenizer gives the ids atman-eval gave (a BOS atman-eval
-    put first, without text, is not the tokenizer's to give)."""
+    """Fails unless the tokenizer gives the ids atman-eval gave (a special token
+    atman-eval put first without text, a raw prompt's sink, is not the
+    tokenizer's to give)."""
     ids = q["prompt_tokens"]
-    if ids and ids[0] == tokenizer.bos_token_id and not q["prompt"].startswith(tokenizer.bos_token or "\0"):
+    if ids and ids[0] in tokenizer.all_special_ids and tokenizer(q["prompt"], add_special_tokens=False)["input_ids"] == ids[1:]:
         ids = ids[1:]
     for name, text, expected in (("prompt", q["prompt"], ids), ("target", q["target"], q["target_tokens"])):
         got = tokenizer(text, add_special_tokens=False)["input_ids"]

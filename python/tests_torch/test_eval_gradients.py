@@ -84,7 +84,7 @@ def test_integrated_gradients_approach_completeness_with_more_steps(model):
 
 
 class FakeTokenizer:
-    bos_token_id, bos_token = 1, "<s>"
+    all_special_ids = [0, 1]
 
     def __init__(self, ids):
         self.ids = ids
@@ -94,7 +94,7 @@ class FakeTokenizer:
 
 
 def test_token_ids_must_agree():
-    q = dict(QUESTION, prompt_tokens=[1] + QUESTION["prompt_tokens"])  # a BOS atman-eval put first
+    q = dict(QUESTION, prompt_tokens=[0] + QUESTION["prompt_tokens"])  # a sink atman-eval put first
     tool.check_tokens(FakeTokenizer({"p": QUESTION["prompt_tokens"], "t": [23, 7]}), q)
     with pytest.raises(SystemExit, match="the prompt's tokens differ from atman-eval's at token 2.*disagree"):
         tool.check_tokens(FakeTokenizer({"p": [3, 17, 30, 41, 5, 11], "t": [23, 7]}), q)

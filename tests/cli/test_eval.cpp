@@ -120,7 +120,7 @@ TEST_CASE("atman-eval --write-inputs: tokens, units over the context's words, la
     }
 }
 
-TEST_CASE("atman-eval --raw: the prompt as text, BOS first (the sink) outside every unit, the answer after a space") {
+TEST_CASE("atman-eval --raw: the prompt as text, a sink token first outside every unit, the answer after a space") {
     const std::vector<json>& qs = inputs("raw");
     REQUIRE(qs.size() == 2);
     const std::string prompt = qs[0]["prompt"];
@@ -128,7 +128,8 @@ TEST_CASE("atman-eval --raw: the prompt as text, BOS first (the sink) outside ev
     CHECK(prompt.size() > 8);
     CHECK(prompt.substr(prompt.size() - 8) == "\nAnswer:");
     CHECK(qs[0]["target"] == " France");
-    CHECK(qs[0]["units"][0]["positions"][0] == 1);  // position 0 is BOS
+    CHECK(qs[0]["prompt_tokens"][0] == 0);            // <|endoftext|>, SmolLM2's document separator
+    CHECK(qs[0]["units"][0]["positions"][0] == 1);  // outside every unit
     CHECK(unit_words(qs[0]) == unit_words(inputs()[0]));
 }
 

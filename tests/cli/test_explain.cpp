@@ -308,14 +308,12 @@ TEST_CASE("atman-explain: --granularity and --target-granularity reach the repor
 }
 
 // A raw prompt's first position is the model's attention sink: suppressing it
-// raises the CE whatever the word. With BOS first (--sink bos, the default)
-// the sink is outside every unit, and a first word without content is not
-// ranked first; with --sink none it is (the artefact the default avoids).
+// raises the CE whatever the word. With <|endoftext|> first (--sink bos, the
+// default) the sink is outside every unit, and a first word without content is
+// not ranked first; with --sink none it is (the artefact the default avoids).
 TEST_CASE("atman-explain --raw: the attention sink is not ranked first by default") {
     const std::vector<std::pair<std::string, std::string>> prompts = {
-        {"The capital of France is", " Paris"},
-        {"The author of Romeo and Juliet is William", " Shakespeare"},
-        {"The quick brown fox jumps over the lazy", " dog"}};
+        {"The capital of France is", " Paris"}, {"The quick brown fox jumps over the lazy", " dog"}};
     for (const auto& [prompt, target] : prompts) {
         for (const char* sink : {"bos", "none"}) {
             const atman_test::program_result r =
