@@ -96,7 +96,7 @@ class FakeTokenizer:
 def test_token_ids_must_agree():
     q = dict(QUESTION, prompt_tokens=[0] + QUESTION["prompt_tokens"])  # a sink atman-eval put first
     tool.check_tokens(FakeTokenizer({"p": QUESTION["prompt_tokens"], "t": [23, 7]}), q)
-    with pytest.raises(SystemExit, match="the prompt's tokens differ from atman-eval's at token 2.*disagree"):
+    with pytest.raises(SystemExit, match="the prompt.s tokens differ from atman-eval.s at token .*disagree"):
         tool.check_tokens(FakeTokenizer({"p": [3, 17, 30, 41, 5, 11], "t": [23, 7]}), q)
     with pytest.raises(SystemExit, match="the target's tokens differ"):
         tool.check_tokens(FakeTokenizer({"p": QUESTION["prompt_tokens"], "t": [23]}), q)
