@@ -31,7 +31,7 @@ MODES = {"multiplicative": atman.Mode.multiplicative, "log_additive": atman.Mode
 
 
 def reference(cli, model, prompt, target, mode, factor, threads):
-    out = subprocess.run([cli, "--model", model, "--raw", "--sink", "none", "--prompt", prompt, "--target", target,
+    out = subprocess.run([cli, "--model", model, "--raw", "--prompt", prompt, "--target", target,
                           "--mode", mode, "--factor", str(factor), "--format", "json", "-q",
                           "--threads", str(threads)], check=True, capture_output=True, text=True)
     return json.loads(out.stdout)
