@@ -7,6 +7,8 @@
 // answer's cross-entropy rises when the top-ranked words are suppressed).
 // AtMan variants are compared with random, uniform and attention baselines
 // over the same units in the same run. Output: JSON (atman.eval/1) or a table.
+// Methods computed elsewhere (gradients in PyTorch) score the inputs written
+// by --write-inputs and come back with --scores (eval/external_scores.hpp).
 
 #include <atman/atman.hpp>
 
@@ -20,7 +22,10 @@
 #include <iostream>
 #include <map>
 #include <optional>
+#include <fstream>
 #include <sstream>
+
+#include <sys/resource.h>
 
 #include "engine/chat_template.hpp"
 #include "engine/gguf.hpp"
@@ -33,10 +38,12 @@
 #include "engine/tokenizer.hpp"
 #include "eval/baselines.hpp"
 #include "eval/deletion.hpp"
+#include "eval/external_scores.hpp"
 #include "eval/labels.hpp"
 #include "eval/inputs.hpp"
 #include "eval/metrics.hpp"
 #include "eval/question.hpp"
+#include "eval/question_inputs.hpp"
 #include "eval/squad.hpp"
 
 namespace {
@@ -53,6 +60,9 @@ constexpr std::uint64_t random_relevance_stream = 0, tie_order_stream = 1;
 
 struct options {
     std::string model, data = "../shared/data/squad_public.jsonl", format = "json", methods;
+    std::string write_inputs, scores;  // paths; empty: none
+    bool raw = false;
+    std::string sink = "bos";
     index_t limit = -1, offset = 0, batch = 0;
     int threads = 0;
     std::uint64_t seed = 0;
@@ -61,13 +71,18 @@ struct options {
 
 using eng::usage_error;
 
-enum class method_kind { atman, random, uniform, attention_last, attention_rollout };
+enum class method_kind { atman, random, uniform, attention_last, attention_rollout, external };
 
 struct method {
     std::string name;
     method_kind kind = method_kind::atman;
     atman::config cfg;  // AtMan only
+    const atman::eval::external_method* external = nullptr;  // external only
 };
+
+const std::map<std::string, atman::eval::raw_sink> sink_names = {
+    {"none", atman::eval::raw_sink::none}, {"bos", atman::eval::raw_sink::bos},
+    {"unscored", atman::eval::raw_sink::unscored}};
 
 // Every method the benchmark knows, in output order. AtMan variants, and only
 // they, have names starting with "atman".
@@ -124,9 +139,12 @@ double cpu_seconds_since(std::clock_t start) {
 
 // The relevance of each unit of q by method m.
 std::vector<double> relevance(const method& m, eng::llama_engine& engine, const atman::eval::prepared_question& q,
-                              const atman::teacher_forced_sequence& seq, index_t line, std::uint64_t seed) {
+                              const atman::teacher_forced_sequence& seq, index_t line, const options& opt,
+                              const atman::eval::external_scores& external) {
     const index_t n_units = index_t(q.request.units.size());
     switch (m.kind) {
+        case method_kind::external:
+            return external.at(*m.external, line, q.request.units.size(), opt.scores).relevance;
         case method_kind::atman: {
             const atman::explanation e = atman::explain(engine, q.request, m.cfg);
             std::vector<double> scores;
@@ -134,7 +152,7 @@ std::vector<double> relevance(const method& m, eng::llama_engine& engine, const 
             return scores;
         }
         case method_kind::random: {
-            atman::eval::splitmix64 rng = atman::eval::sample_generator(seed, line, random_relevance_stream);
+            atman::eval::splitmix64 rng = atman::eval::sample_generator(opt.seed, line, random_relevance_stream);
             return atman::eval::random_relevance(n_units, rng);
         }
         case method_kind::uniform:
@@ -186,9 +204,13 @@ struct method_results {
 json protocol_json(const options& opt) {
     std::string percents;
     for (int p : deletion_percents) percents += (percents.empty() ? "" : ", ") + std::to_string(p);
+    const std::string prompt =
+        opt.raw ? "raw (no template): the context, a blank line, 'Question: <question>', a new line, 'Answer:'; "
+                  "the target is a space and the first answer's text; first position: sink '" + opt.sink + "'"
+                : "the model's chat template with one user message: the context, a blank line, "
+                  "'Question: <question>'; the target is the first answer's text as the assistant's reply";
     return {
-        {"prompt", "the model's chat template with one user message: the context, a blank line, "
-                   "'Question: <question>'; the target is the first answer's text as the assistant's reply"},
+        {"prompt", prompt},
         {"units", "the words of the context (white-space separated; question and template are not units)"},
         {"labels", "a unit is 1 if its byte range overlaps the byte range of any answer "
                    "(answer_start in code points converted to bytes)"},
@@ -216,7 +238,7 @@ json metric(const std::vector<double>& values, Statistic statistic) {
     return values.empty() ? json(nullptr) : json(statistic(values));
 }
 
-json method_json(const method_results& r) {
+json method_json(const method& m, const method_results& r) {
     json deletion = json::object();
     for (std::size_t k = 0; k < r.deletion.size(); ++k)
         deletion[std::to_string(deletion_percents[k])] = metric(r.deletion[k], atman::eval::mean);
@@ -227,7 +249,31 @@ json method_json(const method_results& r) {
             {"deletion", deletion},
             {"seconds", r.seconds},
             {"cpu_seconds", r.cpu_seconds},
-            {"deletion_seconds", r.deletion_seconds}};
+            {"deletion_seconds", r.deletion_seconds},
+            {"notes", m.external ? m.external->notes : json(nullptr)}};
+}
+
+long long peak_rss_bytes() {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    return static_cast<long long>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
+
+// The questions' inputs for external methods, one JSON line per evaluated question.
+void write_inputs(const options& opt, const std::vector<atman::eval::numbered_question>& questions,
+                  const eng::tokenizer& tok, atman::eval::prompt_style style) {
+    std::ofstream out(opt.write_inputs);
+    if (!out) throw atman::error("--write-inputs: cannot write " + opt.write_inputs);
+    index_t written = 0;
+    for (const atman::eval::numbered_question& nq : questions) {
+        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, style);
+        if (!q.skip_reason.empty()) continue;
+        out << atman::eval::question_inputs(nq, q).dump() << "\n";
+        ++written;
+    }
+    out.flush();
+    if (!out) throw atman::error("--write-inputs: writing " + opt.write_inputs + " failed");
+    if (!opt.quiet) std::cerr << "atman-eval: wrote the inputs of " << written << " questions to " << opt.write_inputs << "\n";
 }
 
 std::string table(const json& result) {
@@ -257,12 +303,28 @@ std::string table(const json& result) {
 
 int run(const options& opt) {
     eng::apply_threads(opt.threads);
-    const std::vector<method> methods = select_methods(opt.methods, opt.batch);
+    std::vector<method> methods = select_methods(opt.methods, opt.batch);
+    const std::vector<method> known = known_methods(0);
+    const auto reserved = [&](const std::string& name) {
+        return std::any_of(known.begin(), known.end(), [&](const method& m) { return m.name == name; });
+    };
+    const atman::eval::external_scores external =
+        opt.scores.empty() ? atman::eval::external_scores{} : atman::eval::read_external_scores(opt.scores, reserved);
+    for (const atman::eval::external_method& m : external.methods)
+        methods.push_back({m.name, method_kind::external, {}, &m});
     const std::vector<atman::eval::numbered_question> questions =
         atman::eval::read_squad(opt.data, opt.offset, opt.limit);
     const atman::eval::eval_model loaded("atman-eval", opt.model, opt.quiet);
+    const std::string model_name = std::filesystem::path(loaded.path).filename().string();
+    if (!opt.scores.empty() && external.model != model_name)
+        throw atman::invalid_argument(opt.scores + ": the scores are of model " + external.model + ", this run loads " +
+                                      model_name);
     const eng::tokenizer& tok = loaded.tok;
-    const eng::chat_template& tmpl = loaded.tmpl;
+    const atman::eval::prompt_style style{opt.raw ? nullptr : &loaded.tmpl, sink_names.at(opt.sink)};
+    if (!opt.write_inputs.empty()) {
+        write_inputs(opt, questions, tok, style);
+        return 0;
+    }
     eng::llama_engine engine(loaded.model);
 
     std::vector<method_results> results(methods.size());
@@ -271,7 +333,7 @@ int run(const options& opt) {
     for (std::size_t i = 0; i < questions.size(); ++i) {
         const auto started = std::chrono::steady_clock::now();
         const atman::eval::numbered_question& nq = questions[i];
-        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, tmpl);
+        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, style);
         if (!q.skip_reason.empty()) {
             ++skipped[q.skip_reason];
             ++n_skipped;
@@ -285,9 +347,16 @@ int run(const options& opt) {
         for (std::size_t k = 0; k < methods.size(); ++k) {
             const auto method_started = std::chrono::steady_clock::now();
             const std::clock_t method_cpu_started = std::clock();
-            relevances.push_back(relevance(methods[k], engine, q, seq, nq.line, opt.seed));
-            results[k].seconds += seconds_since(method_started);
-            results[k].cpu_seconds += cpu_seconds_since(method_cpu_started);
+            relevances.push_back(relevance(methods[k], engine, q, seq, nq.line, opt, external));
+            if (methods[k].external) {  // the time it took where it was computed
+                const atman::eval::external_question_scores& e =
+                    external.at(*methods[k].external, nq.line, q.request.units.size(), opt.scores);
+                results[k].seconds += e.seconds;
+                results[k].cpu_seconds += e.cpu_seconds;
+            } else {
+                results[k].seconds += seconds_since(method_started);
+                results[k].cpu_seconds += cpu_seconds_since(method_cpu_started);
+            }
             results[k].ap.push_back(atman::eval::average_precision(relevances[k], q.labels));
             results[k].ar.push_back(atman::eval::average_recall(relevances[k], q.labels));
         }
@@ -317,10 +386,12 @@ int run(const options& opt) {
                    {"n", evaluated},
                    {"skipped", n_skipped},
                    {"skipped_by_reason", skipped},
-                   {"model", std::filesystem::path(loaded.path).filename().string()},
+                   {"model", model_name},
                    {"protocol", protocol_json(opt)},
+                   {"peak_rss_bytes", peak_rss_bytes()},
                    {"methods", json::object()}};
-    for (std::size_t k = 0; k < methods.size(); ++k) result["methods"][methods[k].name] = method_json(results[k]);
+    for (std::size_t k = 0; k < methods.size(); ++k)
+        result["methods"][methods[k].name] = method_json(methods[k], results[k]);
     std::cout << (opt.format == "table" ? table(result) : result.dump(2) + "\n") << std::flush;
     return 0;
 }
@@ -340,6 +411,14 @@ int main(int argc, char** argv) {
         ->check(CLI::NonNegativeNumber)->capture_default_str();
     app.add_option("--seed", opt.seed, "seed of the random baseline and of tie-breaking")->capture_default_str();
     app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
+    CLI::Option* raw = app.add_flag("--raw", opt.raw, "raw prompts, without the chat template (context, question, 'Answer:')");
+    app.add_option("--sink", opt.sink,
+                   "raw prompts' first position, the attention sink: bos (BOS first when the tokenizer adds "
+                   "none), none (as tokenised), unscored (never suppressed)")
+        ->check(CLI::IsMember({"bos", "none", "unscored"}))->needs(raw)->capture_default_str();
+    app.add_option("--write-inputs", opt.write_inputs,
+                   "write each evaluated question's tokens, units and labels (JSON Lines) to this file and exit");
+    app.add_option("--scores", opt.scores, "external methods' relevance (atman.eval-scores/1) to evaluate too");
     app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
     return eng::run_program("atman-eval", app, argc, argv, [&] { return run(opt); });
 }

@@ -152,7 +152,7 @@ int run(const options& opt) {
     index_t exhaustive_forwards = 0;
     double exhaustive_seconds = 0;
     for (const atman::eval::numbered_question& nq : questions) {
-        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, tmpl);
+        const atman::eval::prepared_question q = atman::eval::prepare(nq.question, tok, {&tmpl});
         if (!q.skip_reason.empty()) {
             if (!opt.quiet) std::cerr << "atman-long: " << nq.question.id << " skipped: " << q.skip_reason << "\n";
             continue;

@@ -108,7 +108,11 @@ void add_options(CLI::App& app, cli_options& opt) {
         ->excludes(target)
         ->capture_default_str();
     add_text(app, "--contrast", opt.contrast, "explain why the target rather than this text");
-    app.add_flag("--raw", opt.raw, "use the prompt as is, without the chat template");
+    CLI::Option* raw = app.add_flag("--raw", opt.raw, "use the prompt as is, without the chat template");
+    app.add_option("--sink", opt.sink,
+                   "raw prompts' first position, the model's attention sink: bos (BOS first when the tokenizer "
+                   "adds none, so no word holds the sink) or none (the prompt as tokenised)")
+        ->check(CLI::IsMember({"bos", "none"}))->needs(raw)->capture_default_str();
     add_choice(app, "--granularity", opt.granularity,
                {{"token", atman::granularity::token}, {"word", atman::granularity::word},
                 {"sentence", atman::granularity::sentence}, {"paragraph", atman::granularity::paragraph},
@@ -348,7 +352,7 @@ std::string loaded_model::json() const {
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
                                      const tokenizer& tok, const chat_template* tmpl,
                                      const generator& generate) {
-    const prompt_tokens prompt = tokenize_prompt(tok, tmpl, user_prompt, options.system);
+    const prompt_tokens prompt = tokenize_prompt(tok, tmpl, user_prompt, options.system, options.sink == "bos");
     std::vector<std::int32_t> target_ids;
     if (!options.target.empty()) {
         target_ids = tok.encode_ids(options.target);
@@ -382,7 +386,8 @@ atman::explanation run_search(const cli_options& options, const std::string& use
                               const atman::explain_request& request, const atman::explain_options& run_options) {
     if (options.search != "hierarchical") return atman::explain(engine, request, options.cfg, run_options);
     const prompt_tokens prompt =
-        tokenize_prompt(loaded.tok, loaded.tmpl ? &*loaded.tmpl : nullptr, user_prompt, options.system);
+        tokenize_prompt(loaded.tok, loaded.tmpl ? &*loaded.tmpl : nullptr, user_prompt, options.system,
+                        options.sink == "bos");
     atman::hierarchical_options refine = options.refine;
     atman::unit_options units;
     units.range.bytes = prompt.user_ranges;  // as make_request's units

@@ -29,6 +29,7 @@ struct cli_options {
     std::string output, html_output, format = "terminal";
     index_t generate = 32;  // tokens to generate when there is no --target
     bool raw = false, quiet = false;
+    std::string sink = "bos";  // raw prompts' first position (tokenize_prompt's bos_sink)
     int threads = 0;  // 0: the program's default
     atman::granularity granularity = atman::granularity::word;                  // of the units
     atman::target_granularity targets = atman::target_granularity::complete;  // the reports' view

@@ -18,14 +18,30 @@ void append_piece(const tokenizer& tok, prompt_tokens& out, index_t start, index
     }
 }
 
+// The token a raw prompt starts with to hold the attention sink: the end-of-text
+// token (documents are separated by it in pretraining, so the model has seen
+// it first) where the vocabulary has one, else BOS. SmolLM2's GGUF names
+// <|im_start|> its BOS; the sink stays on the first word after it.
+std::int32_t sink_token(const tokenizer& tok) {
+    for (std::string_view end_of_text : {"<|endoftext|>", "<|end_of_text|>"}) {
+        const std::int32_t id = tok.find(end_of_text);
+        if (id >= 0 && tok.is_special(id)) return id;
+    }
+    if (tok.bos_id() < 0) throw atman::invalid_argument("the model has no BOS or end-of-text token to put first");
+    return tok.bos_id();
+}
+
 }  // namespace
 
 prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, std::string_view user,
-                              std::string_view system) {
+                              std::string_view system, bool bos_sink) {
     if (user.empty()) throw atman::invalid_argument("the prompt is empty");
     prompt_tokens out;
     if (tok.add_bos()) {
         out.ids.push_back(tok.bos_id());
+        out.offsets.push_back({0, 0, true});
+    } else if (bos_sink && tmpl == nullptr) {  // a template begins with its own markers
+        out.ids.push_back(sink_token(tok));
         out.offsets.push_back({0, 0, true});
     }
     if (tmpl == nullptr) {

@@ -26,9 +26,12 @@ struct prompt_tokens {
 // With a template: its rendering of one user turn (system empty = the
 // template's default), template pieces tokenised with special tokens parsed and
 // user text without, so user text can never inject a control token. Without
-// (raw): the text itself, after BOS when the model wants one.
+// (raw): the text itself, after BOS when the model wants one; else, with
+// bos_sink, after its end-of-text token (or BOS where it has none): the first
+// position of a prompt is the model's attention sink, and a beginning-of-text
+// token there keeps the sink out of the user's words (docs/quality.md).
 prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, std::string_view user,
-                              std::string_view system = {});
+                              std::string_view system = {}, bool bos_sink = false);
 
 // Generation stops at EOS, at the template's end-of-turn token and at an
 // end-of-text token (<|endoftext|>, <|end_of_text|>) the vocabulary has.

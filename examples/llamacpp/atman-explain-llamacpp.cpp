@@ -42,7 +42,8 @@ void explain(const eng::cli_options& options) {
     // The context holds the longest sequence (the prompt and the generation,
     // target or contrast) within the model's window; llama.cpp reserves its
     // buffers for that size, so it is not the window itself.
-    const eng::prompt_tokens prompt = eng::tokenize_prompt(tok, tmpl ? &*tmpl : nullptr, user_prompt, options.system);
+    const eng::prompt_tokens prompt = eng::tokenize_prompt(tok, tmpl ? &*tmpl : nullptr, user_prompt, options.system,
+                                                           options.sink == "bos");
     const atman::index_t answer = std::max({options.generate, atman::index_t(tok.encode_ids(options.target).size()),
                                             atman::index_t(tok.encode_ids(options.contrast).size())});
     const auto window = atman::index_t(file.get_uint(file.get_string("general.architecture") + ".context_length"));

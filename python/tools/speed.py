@@ -103,7 +103,7 @@ def main():
     results = {}
     started = time.perf_counter()
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    ref = json.loads(run([args.cli, "--model", args.model, "--raw", "--prompt", PROMPT, "--target", TARGET,
+    ref = json.loads(run([args.cli, "--model", args.model, "--raw", "--sink", "none", "--prompt", PROMPT, "--target", TARGET,
                           "--format", "json", "-q", "--threads", str(args.threads)]))
     wall = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss

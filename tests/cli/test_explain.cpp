@@ -306,3 +306,32 @@ TEST_CASE("atman-explain: --granularity and --target-granularity reach the repor
     REQUIRE(whole.exit_code == 0);
     CHECK(whole.out.find("target token") == std::string::npos);
 }
+
+// A raw prompt's first position is the model's attention sink: suppressing it
+// raises the CE whatever the word. With <|endoftext|> first (--sink bos, the
+// default) the sink is outside every unit, and a first word without content is
+// not ranked first; with --sink none it is (the artefact the default avoids).
+TEST_CASE("atman-explain --raw: the attention sink is not ranked first by default") {
+    const std::vector<std::pair<std::string, std::string>> prompts = {
+        {"The capital of France is", " Paris"}, {"The quick brown fox jumps over the lazy", " dog"}};
+    for (const auto& [prompt, target] : prompts) {
+        for (const char* sink : {"bos", "none"}) {
+            const atman_test::program_result r =
+                run_program(ATMAN_EXPLAIN, {"--model", atman_test::model_path(), "--raw", "--sink", sink, "--prompt",
+                                            prompt, "--target", target, "--format", "json", "--threads", "1", "-q"});
+            INFO(prompt << " --sink " << sink << ": " << r.err);
+            REQUIRE(r.exit_code == 0);
+            const json units = json::parse(r.out).at("units");
+            REQUIRE(units.size() > 2);
+            const auto top = std::max_element(units.begin(), units.end(), [](const json& a, const json& b) {
+                return a.at("score").get<double>() < b.at("score").get<double>();
+            });
+            CHECK(units.front().at("text") == "The");
+            if (std::string(sink) == "bos") {
+                CHECK(top != units.begin());
+            } else {
+                CHECK(top == units.begin());
+            }
+        }
+    }
+}

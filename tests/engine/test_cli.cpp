@@ -142,7 +142,7 @@ TEST_CASE("cli: --help returns the help text and no options") {
         const atman::engine::command_line parsed = parse_command_line(program, {flag});
         CHECK(parsed.help.find("a test program") != std::string::npos);
         for (const char* option :
-             {"--model", "--prompt", "--prompt-file", "--system", "--target", "--generate", "--contrast", "--raw",
+             {"--model", "--prompt", "--prompt-file", "--system", "--target", "--generate", "--contrast", "--raw", "--sink",
               "--granularity", "--delimiter", "--mode", "--factor", "--conceptual", "--kappa",
               "--target-granularity", "--postprocess", "--normalize", "--batch", "--threads", "--format",
               "--output", "--html", "--quiet"}) {
