@@ -191,15 +191,32 @@ def _chat_pieces(tokenizer, prompt, system):
     return [(text[:start], False), (prompt, True), (text[start + len(prompt):], False)]
 
 
+def sink_token(tokenizer):
+    """The token a raw prompt starts with to hold the model's attention sink, as
+    atman-explain --sink bos chooses it: the end-of-text token, else BOS."""
+    for end_of_text in ("<|endoftext|>", "<|end_of_text|>"):
+        if end_of_text in tokenizer.all_special_tokens:
+            return tokenizer.convert_tokens_to_ids(end_of_text)
+    if tokenizer.bos_token_id is None:
+        raise ValueError("the tokenizer has no BOS or end-of-text token to put first")
+    return tokenizer.bos_token_id
+
+
 def request_for(tokenizer, prompt, target, units_by=atman.Granularity.word, add_special_tokens=False,
-                chat=False, system=None):
+                chat=False, system=None, sink="bos"):
     """The explain request of target after prompt with tokenizer's tokens
     (a fast tokenizer: units come from its offsets) and units_by's units.
     chat: prompt as a user turn in the tokenizer's chat template, units over the
     user's text only; template pieces are tokenised with special tokens parsed,
-    the user's text without, so it cannot inject a control token (as atman-explain)."""
+    the user's text without, so it cannot inject a control token (as atman-explain).
+    sink (raw prompts without add_special_tokens): "bos" puts sink_token first,
+    outside every unit, so no word holds the attention sink; "none" does not."""
+    if sink not in ("bos", "none"):
+        raise ValueError(f"sink must be 'bos' or 'none', not {sink!r}")
     pieces = _chat_pieces(tokenizer, prompt, system) if chat else [(prompt, True)]
     text, ids, offsets, special, user = "", [], [], [], []
+    if sink == "bos" and not chat and not add_special_tokens:
+        ids, offsets, special = [sink_token(tokenizer)], [(0, 0)], [True]
     for piece, is_user in pieces:
         if not piece:
             continue
@@ -219,14 +236,15 @@ def request_for(tokenizer, prompt, target, units_by=atman.Granularity.word, add_
 
 
 def explain(model, tokenizer, prompt, target, *, mode=atman.Mode.multiplicative, factor=0.1,
-            units_by=atman.Granularity.word, config=None, progress=True, chat=False, system=None):
+            units_by=atman.Granularity.word, config=None, progress=True, chat=False, system=None, sink="bos"):
     """The AtMan explanation of `target` following `prompt` under model: raw
     text, or with chat=True a user turn in the tokenizer's chat template (system
     None: the template's default system message), as atman-explain without and
-    with --raw; config (an atman.Config) overrides mode and factor.
+    with --raw (sink: as its --sink, see request_for); config (an atman.Config)
+    overrides mode and factor.
     progress: a tqdm bar on stderr (True), a callable(done, total), or None."""
     cfg = config if config is not None else atman.Config(mode=mode, factor=factor)
-    req = request_for(tokenizer, prompt, target, units_by, chat=chat, system=system)
+    req = request_for(tokenizer, prompt, target, units_by, chat=chat, system=system, sink=sink)
     bar, callback = None, progress if callable(progress) else None
     if progress is True:
         from tqdm.auto import tqdm

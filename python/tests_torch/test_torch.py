@@ -87,11 +87,11 @@ def word_tokenizer():
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
-    words = ["<unk>", "<s>", "</s>", "user", "one", "two", "three", "<", "s", ">", "x"]
+    words = ["<unk>", "<s>", "</s>", "user", "one", "two", "three", "<", "s", ">", "x", "<|endoftext|>"]
     core = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Punctuation()])
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>",
-                                        additional_special_tokens=["<s>", "</s>"])
+                                        additional_special_tokens=["<s>", "</s>", "<|endoftext|>"])
     tokenizer.chat_template = ("{% for m in messages %}<s> {{ m['role'] }} {{ m['content'] }} </s> {% endfor %}"
                                "{% if add_generation_prompt %}<s> {% endif %}")
     return tokenizer
@@ -111,3 +111,16 @@ def test_chat_request_has_units_over_the_user_text_only_and_parses_no_control_to
     user = request_for(tokenizer, "one <s> two", "x", chat=True)
     assert list(user.prompt_tokens).count(special) == 2
     assert tokenizer.convert_tokens_to_ids(["<", "s", ">"]) == list(user.prompt_tokens)[3:6]
+
+
+def test_raw_request_puts_the_sink_token_first_outside_every_unit():
+    from atman.torch import request_for
+
+    tokenizer = word_tokenizer()
+    words = [tokenizer.convert_tokens_to_ids(w) for w in ("one", "two")]
+    req = request_for(tokenizer, "one two", "x")
+    assert list(req.prompt_tokens) == [tokenizer.convert_tokens_to_ids("<|endoftext|>")] + words
+    assert [list(u.positions) for u in req.units] == [[1], [2]]
+    assert list(request_for(tokenizer, "one two", "x", sink="none").prompt_tokens) == words
+    with pytest.raises(ValueError, match="sink"):
+        request_for(tokenizer, "one two", "x", sink="first")

@@ -77,7 +77,7 @@ def child(which, model_path, threads):
     model, tokenizer = load_gguf(model_path)
     started = time.perf_counter()
     if which == "adapter":
-        units = len(explain(model, tokenizer, PROMPT, TARGET, progress=None).units)
+        units = len(explain(model, tokenizer, PROMPT, TARGET, progress=None, sink="none").units)  # as (a) and (c)
     else:
         units = len(peer(model, tokenizer, PROMPT, TARGET))
     seconds = time.perf_counter() - started
