@@ -44,13 +44,22 @@ double cross_entropy(const float* logits, std::int32_t n_vocab, std::int32_t tar
 
 }  // namespace
 
+void init_llama() {
+    llama_log_set(quiet_log, nullptr);
+    llama_backend_init();
+}
+
 engine::engine(const std::string& model_path, const engine_options& options) {
     detail::require(options.max_length >= 1,
                     "llama.cpp adapter: max_length must be >= 1, got " + std::to_string(options.max_length));
-    llama_log_set(quiet_log, nullptr);
-    llama_backend_init();
+    init_llama();
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;  // the route manipulates host memory only
+    if (options.model_params) options.model_params(mp);
+    if (mp.n_gpu_layers != 0)
+        throw invalid_argument("llama.cpp adapter: n_gpu_layers = " + std::to_string(mp.n_gpu_layers) +
+                               " offloads layers to a GPU backend; the eval-callback route manipulates "
+                               "scores in host memory only (n_gpu_layers must be 0)");
     model_ = llama_model_load_from_file(model_path.c_str(), mp);
     if (model_ == nullptr) throw error("llama.cpp could not load the model " + model_path);
     const std::string arch = metadata("general.architecture");
@@ -59,26 +68,37 @@ engine::engine(const std::string& model_path, const engine_options& options) {
         throw invalid_argument("llama.cpp adapter: the " + arch + " model " + model_path + " has " + what +
                                ", which the eval-callback route cannot manipulate");
     };
-    if (llama_model_n_swa(model_) > 0)
-        refuse("sliding-window attention (window " + std::to_string(llama_model_n_swa(model_)) + ")");
+    auto refuse_setting = [&](const std::string& what) {
+        llama_model_free(model_);
+        throw invalid_argument("llama.cpp adapter: " + what);
+    };
     if (llama_model_is_recurrent(model_) || llama_model_is_hybrid(model_)) refuse("recurrent layers");
 
     n_layer_ = llama_model_n_layer(model_);
+    n_swa_ = llama_model_n_swa(model_);
     n_ctx_ = 2 * options.max_length;  // the base pass's cells and one perturbed row's
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = std::uint32_t(n_ctx_);
-    cp.n_batch = cp.n_ubatch = std::uint32_t(n_ctx_);  // one decode is one ubatch: rows map to tokens
-    cp.n_seq_max = 2;
-    cp.kv_unified = true;  // seq_cp shares the base pass's cells instead of copying them
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cp.offload_kqv = false;
+    cp.op_offload = false;
     // float32 keys and values: with the default float16 cache llama.cpp rounds
     // the queries and the attention probabilities to float16 too, and its CE
     // then moves by up to 0.1 nats with the cells a sequence lands in.
     cp.type_k = cp.type_v = GGML_TYPE_F32;
-    cp.op_offload = false;
     const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
     cp.n_threads = cp.n_threads_batch = threads;
+    if (options.context_params) options.context_params(cp);
+    if (cp.flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        refuse_setting(std::string("flash attention was requested (flash_attn_type = ") +
+                       llama_flash_attn_type_name(cp.flash_attn_type) +
+                       "): it fuses the softmax, so the scores never exist for the eval callback to manipulate");
+    if (cp.offload_kqv || cp.op_offload)
+        refuse_setting("offload_kqv or op_offload puts attention on a GPU backend; the eval-callback route "
+                       "manipulates scores in host memory only");
+    cp.n_ctx = std::uint32_t(n_ctx_);
+    cp.n_batch = cp.n_ubatch = std::uint32_t(n_ctx_);  // one decode is one ubatch: rows map to tokens
+    cp.n_seq_max = 2;
+    cp.kv_unified = true;  // seq_cp shares the base pass's cells instead of copying them
     cp.cb_eval = &engine::eval_callback;
     cp.cb_eval_user_data = this;
     ctx_ = llama_init_from_model(model_, cp);
@@ -101,21 +121,6 @@ std::string engine::metadata(const char* key) const {
 
 std::uint64_t engine::parameter_count() const { return llama_model_n_params(model_); }
 index_t engine::context_length() const { return llama_model_n_ctx_train(model_); }
-
-std::vector<std::int32_t> engine::tokenize(const std::string& text) const {
-    const llama_vocab* vocab = llama_model_get_vocab(model_);
-    std::vector<llama_token> ids(text.size() + 8);
-    int n = llama_tokenize(vocab, text.c_str(), std::int32_t(text.size()), ids.data(), std::int32_t(ids.size()),
-                           false, false);
-    if (n < 0) {
-        ids.resize(std::size_t(-n));
-        n = llama_tokenize(vocab, text.c_str(), std::int32_t(text.size()), ids.data(), std::int32_t(ids.size()),
-                           false, false);
-    }
-    if (n < 0) throw error("llama.cpp could not tokenise the text");
-    ids.resize(std::size_t(n));
-    return ids;
-}
 
 void engine::fail(const std::string& message) {
     if (error_.empty()) error_ = "llama.cpp adapter: " + message;
@@ -147,43 +152,73 @@ bool engine::on_node(ggml_tensor* t, bool ask) {
     return factors_ != nullptr && is_pre_softmax_score(t);
 }
 
+// The map of the cache whose mask this is: the k-th mask the graph uses is the
+// k-th cache, in the base pass as in a perturbed one (the same graph, shorter).
+engine::cell_map& engine::map_for(const ggml_tensor* mask, std::int64_t n_tokens) {
+    std::size_t k = 0;
+    while (k < maps_.size() && maps_[k].mask != mask) ++k;
+    if (k == maps_.size()) {
+        const cell_map* base = factors_ == nullptr ? nullptr : k < base_maps_.size() ? &base_maps_[k] : nullptr;
+        if (factors_ != nullptr && base == nullptr) fail("a perturbed pass uses more kv caches than the base pass");
+        maps_.push_back({mask, {}, {}, {}});
+        map_cells(maps_.back(), base, n_tokens);
+    }
+    const std::size_t softmax = softmax_maps_.size();
+    softmax_maps_.push_back(k);
+    if (factors_ != nullptr && (softmax >= base_softmax_maps_.size() || base_softmax_maps_[softmax] != k))
+        fail("attention softmax " + std::to_string(softmax) + " uses another kv cache than in the base pass");
+    return maps_[k];
+}
+
 // The cells each query row of this decode sees, from the mask (0 visible,
 // -inf masked), checked against the positions the adapter put there: row i
-// holds position first_pos_ + i and must see exactly positions 0..that, each
-// in one cell; the cells of positions < prefix_ are the base pass's, and each
-// later row sees the cells of the rows before it and one new cell, its own.
-void engine::map_cells(const ggml_tensor* mask, std::int64_t n_kv, std::int64_t n_tokens) {
-    cell_pos_.assign(std::size_t(n_kv), -1);
-    row_cells_.assign(std::size_t(n_tokens), {});
+// holds position first_pos_ + i and must see exactly one cell for each
+// position from its first to its own, the first being 0 (causal) or the start
+// of its sliding window (pos - n_swa + 1); a cell that holds a position
+// before prefix_ in the base pass (base) is that position's, and each row
+// writes one new cell, its own. A cell a row sees is its position's for the
+// rows after it.
+void engine::map_cells(cell_map& map, const cell_map* base, std::int64_t n_tokens) {
+    const ggml_tensor* mask = map.mask;
+    const std::int64_t n_kv = mask->ne[0];
+    map.cell_pos.assign(std::size_t(n_kv), -1);
+    map.row_first.assign(std::size_t(n_tokens), 0);
+    map.row_cells.assign(std::size_t(n_tokens), {});
     for (std::int64_t i = 0; i < n_tokens; ++i) {
         const std::int32_t pos = std::int32_t(first_pos_ + i);
         const float* m = reinterpret_cast<const float*>(static_cast<const char*>(mask->data) + i * mask->nb[1]);
-        std::vector<std::int32_t>& cells = row_cells_[std::size_t(i)];
-        cells.assign(std::size_t(pos) + 1, -1);
-        std::int32_t fresh = -1, n_visible = 0;
+        std::vector<std::int32_t> by_pos(std::size_t(pos) + 1, -1);
+        std::int32_t fresh = -1, n_visible = 0, first = pos;
         for (std::int64_t c = 0; c < n_kv; ++c) {
             if (m[c] == -INFINITY) continue;
             if (m[c] != 0.0f) return fail("mask cell " + std::to_string(c) + " holds " + std::to_string(m[c]) +
                                           " (ALiBi or a bias), not 0 or -inf");
             ++n_visible;
-            std::int32_t p = -1;
-            if (i == 0) {
-                const std::int32_t base = c < std::int64_t(base_cell_pos_.size()) ? base_cell_pos_[std::size_t(c)] : -1;
-                if (base >= 0 && base < prefix_) p = base;
-            } else {
-                p = cell_pos_[std::size_t(c)];
+            std::int32_t p = map.cell_pos[std::size_t(c)];
+            if (p < 0 && base != nullptr && c < std::int64_t(base->cell_pos.size())) {
+                const std::int32_t b = base->cell_pos[std::size_t(c)];
+                if (b >= 0 && b < prefix_) p = b;
             }
             if (p < 0) {
                 if (fresh >= 0) return fail("query position " + std::to_string(pos) + " sees two new kv cells");
                 fresh = std::int32_t(c);
                 p = pos;
             }
-            cell_pos_[std::size_t(c)] = p;
-            cells[std::size_t(p)] = std::int32_t(c);
+            if (p > pos || by_pos[std::size_t(p)] >= 0)
+                return fail("query position " + std::to_string(pos) + " sees kv cell " + std::to_string(c) +
+                            " of position " + std::to_string(p) + " (a future or repeated position)");
+            map.cell_pos[std::size_t(c)] = p;
+            by_pos[std::size_t(p)] = std::int32_t(c);
+            first = std::min(first, p);
         }
-        if (fresh < 0 || n_visible != pos + 1 || std::count(cells.begin(), cells.end(), -1) != 0)
+        const std::int32_t window_start = n_swa_ > 0 ? std::max<std::int32_t>(0, pos - std::int32_t(n_swa_) + 1) : 0;
+        if (fresh < 0 || n_visible != pos - first + 1 || (first != 0 && first != window_start))
             return fail("query position " + std::to_string(pos) + " sees " + std::to_string(n_visible) +
-                        " kv cells, not one for each position 0.." + std::to_string(pos));
+                        " kv cells from position " + std::to_string(first) +
+                        ", not one for each position from 0 or from its sliding window's start (" +
+                        std::to_string(window_start) + ") to its own");
+        map.row_first[std::size_t(i)] = first;
+        map.row_cells[std::size_t(i)].assign(by_pos.begin() + first, by_pos.end());
     }
 }
 
@@ -204,10 +239,7 @@ void engine::at_softmax(ggml_tensor* softmax) {
     std::memcpy(&max_bias, reinterpret_cast<const float*>(softmax->op_params) + 1, sizeof(float));
     if (max_bias != 0.0f) return fail(std::string(softmax->name) + " uses ALiBi");
     if (!(scale > 0.0f)) return fail(std::string(softmax->name) + " has a non-positive scale");
-    if (!mapped_) {
-        map_cells(mask, n_kv, n_tokens);
-        mapped_ = true;
-    }
+    const cell_map& map = map_for(mask, n_tokens);
     if (!error_.empty() || factors_ == nullptr) return;
     if (last_stop_ != scores)
         return fail(std::string("the scores of ") + softmax->name + " come from op " + ggml_op_name(scores->op) +
@@ -217,19 +249,22 @@ void engine::at_softmax(ggml_tensor* softmax) {
     // The softmax computes softmax(scale * scores + mask): multiplicative
     // manipulation of the unscaled scores with the minimum over the same visible
     // keys is the scaled one divided by scale; the additive bias is divided by it.
+    // A row's visible keys are the positions row_first.. of its own cache: a
+    // key outside a sliding window is neither manipulated nor in the minimum.
     for (std::int64_t h = 0; h < n_head; ++h) {
         for (std::int64_t i = 0; i < n_tokens; ++i) {
             float* row = reinterpret_cast<float*>(static_cast<char*>(scores->data) + i * scores->nb[1] + h * scores->nb[2]);
-            const std::vector<std::int32_t>& cells = row_cells_[std::size_t(i)];
+            const std::vector<std::int32_t>& cells = map.row_cells[std::size_t(i)];
+            const float* factors = factors_ + map.row_first[std::size_t(i)];
             const index_t n_visible = index_t(cells.size());
             if (mode_ == manipulation_mode::multiplicative) {
                 scratch_.resize(std::size_t(n_visible));
                 for (index_t p = 0; p < n_visible; ++p) scratch_[std::size_t(p)] = row[cells[std::size_t(p)]];
-                manipulate_scores(mode_, scratch_.data(), n_visible, factors_);
+                manipulate_scores(mode_, scratch_.data(), n_visible, factors);
                 for (index_t p = 0; p < n_visible; ++p) row[cells[std::size_t(p)]] = scratch_[std::size_t(p)];
             } else {
                 for (index_t p = 0; p < n_visible; ++p) {
-                    if (factors_[p] != 1.0f) row[cells[std::size_t(p)]] += key_bias(factors_[p]) / scale;
+                    if (factors[p] != 1.0f) row[cells[std::size_t(p)]] += key_bias(factors[p]) / scale;
                 }
             }
         }
@@ -251,7 +286,8 @@ void engine::decode(const sequence_view& seq, index_t from, int seq_id, double* 
     batch.n_tokens = std::int32_t(n);
     error_.clear();
     observing_ = true;
-    mapped_ = false;
+    maps_.clear();
+    softmax_maps_.clear();
     last_stop_ = nullptr;
     manipulated_layers_ = 0;
     first_pos_ = from;
@@ -260,7 +296,7 @@ void engine::decode(const sequence_view& seq, index_t from, int seq_id, double* 
     llama_batch_free(batch);
     if (!error_.empty()) throw invalid_argument(error_);
     if (rc != 0) throw error("llama_decode failed with code " + std::to_string(rc));
-    if (!mapped_) throw invalid_argument("llama.cpp adapter: the graph has no attention softmax the callback could see");
+    if (maps_.empty()) throw invalid_argument("llama.cpp adapter: the graph has no attention softmax the callback could see");
     if (factors_ != nullptr && manipulated_layers_ != n_layer_)
         throw invalid_argument("llama.cpp adapter: manipulated " + std::to_string(manipulated_layers_) + " of " +
                                std::to_string(n_layer_) + " layers");
@@ -280,9 +316,11 @@ void engine::base_pass(const sequence_view& seq, double* ce) {
     llama_memory_clear(llama_get_memory(ctx_), true);
     factors_ = nullptr;
     prefix_ = 0;
-    base_cell_pos_.clear();
+    base_maps_.clear();
+    base_softmax_maps_.clear();
     decode(seq, 0, 0, ce);
-    base_cell_pos_ = cell_pos_;
+    base_maps_ = maps_;
+    base_softmax_maps_ = softmax_maps_;
     base_ce_.assign(ce, ce + seq.n_targets);
 }
 
