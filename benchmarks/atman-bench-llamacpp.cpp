@@ -3,8 +3,9 @@
 // English text, 8 target tokens, token units spread evenly over it), the same
 // model and threads: the plain forward (one base pass, prompt-processing
 // tokens/s) and one explanation (wall time, per unit, token-forwards per
-// unit), with llama.cpp / reference ratios. The two explanations' scores are
-// compared too, so a fast wrong one shows. docs/llama-cpp.md has the figures.
+// unit), with llama.cpp / reference ratios, the adapter once for each
+// --rows-per-decode. The explanations' scores are compared too, so a fast
+// wrong one shows. docs/llama-cpp.md has the figures.
 
 #include <algorithm>
 #include <chrono>
@@ -37,6 +38,7 @@ struct options {
     std::string model;
     int threads = 2;
     index_t tokens = 256, units = 32, repeats = 3;
+    std::vector<index_t> rows_per_decode = {1, 4};
 };
 
 double seconds_since(std::chrono::steady_clock::time_point start) {
@@ -85,11 +87,17 @@ double pearson(const std::vector<double>& a, const std::vector<double>& b) {
     return sab / std::sqrt(saa * sbb);
 }
 
-void row(const char* what, double reference, double llamacpp, const char* format) {
-    char a[32], b[32];
-    std::snprintf(a, sizeof a, format, reference);
-    std::snprintf(b, sizeof b, format, llamacpp);
-    std::printf("| %s | %s | %s | %.2f |\n", what, a, b, llamacpp / reference);
+// One line of the table: the reference engine's figure, then each adapter
+// variant's with its ratio to the reference.
+void row(const char* what, double reference, const std::vector<double>& llamacpp, const char* format) {
+    const auto cell = [&](double v) {
+        char text[32];
+        std::snprintf(text, sizeof text, format, v);
+        return std::string(text);
+    };
+    std::printf("| %s | %s |", what, cell(reference).c_str());
+    for (double v : llamacpp) std::printf(" %s | %.2f |", cell(v).c_str(), v / reference);
+    std::printf("\n");
 }
 
 void run(const options& opt) {
@@ -99,31 +107,49 @@ void run(const options& opt) {
     const atman::bench::workload w = atman::bench::make_workload(tok, opt.tokens, opt.units, 0);
     const atman::explain_request& request = w.request;
     const auto length = index_t(request.prompt_tokens.size() + request.target_tokens.size());
-    const auto units = index_t(request.units.size());
+    const auto units = double(request.units.size());
 
     eng::apply_threads(opt.threads);
     std::cerr << "atman-bench-llamacpp: reference engine\n";
     const eng::llama_model model = eng::llama_model::load(file);
     eng::llama_engine reference_engine(model);
     const figures ref = measure(reference_engine, request, opt.repeats);
-    std::cerr << "atman-bench-llamacpp: llama.cpp adapter\n";
-    atman::llamacpp::engine llamacpp_engine(path, {length, opt.threads, {}, {}});
-    const figures cpp = measure(llamacpp_engine, request, opt.repeats);
+    std::vector<figures> cpp;
+    for (const index_t rows : opt.rows_per_decode) {
+        std::cerr << "atman-bench-llamacpp: llama.cpp adapter, " << rows << " rows per decode\n";
+        atman::llamacpp::engine_options options{length, opt.threads};
+        options.rows_per_decode = rows;
+        atman::llamacpp::engine llamacpp_engine(path, options);
+        cpp.push_back(measure(llamacpp_engine, request, opt.repeats));
+    }
+    const auto each = [&](auto figure) {
+        std::vector<double> v;
+        for (const figures& f : cpp) v.push_back(figure(f));
+        return v;
+    };
 
     std::printf("%s, %d threads: %lld prompt + %lld target tokens, %lld token units, factor 0.1, multiplicative\n\n",
                 path.c_str(), opt.threads, static_cast<long long>(request.prompt_tokens.size()),
-                static_cast<long long>(request.target_tokens.size()), static_cast<long long>(units));
-    std::printf("| measure | reference engine | llama.cpp adapter | llama.cpp / reference |\n");
-    std::printf("| --- | ---: | ---: | ---: |\n");
-    row("plain forward (one base pass), s", ref.forward_s, cpp.forward_s, "%.3f");
-    row("prompt processing, tokens/s", double(length) / ref.forward_s, double(length) / cpp.forward_s, "%.0f");
-    row("explanation, s", ref.explain_s, cpp.explain_s, "%.2f");
-    row("per explained unit, s", ref.explain_s / double(units), cpp.explain_s / double(units), "%.3f");
-    row("token-forwards per unit", double(ref.token_forwards) / double(units),
-        double(cpp.token_forwards) / double(units), "%.1f");
+                static_cast<long long>(request.target_tokens.size()), static_cast<long long>(request.units.size()));
+    std::printf("| measure | reference engine |");
+    for (const index_t rows : opt.rows_per_decode)
+        std::printf(" llama.cpp, %lld row%s/decode | / reference |", static_cast<long long>(rows), rows == 1 ? "" : "s");
+    std::printf("\n| --- | ---: |");
+    for (std::size_t i = 0; i < cpp.size(); ++i) std::printf(" ---: | ---: |");
+    std::printf("\n");
+    row("plain forward (one base pass), s", ref.forward_s, each([](const figures& f) { return f.forward_s; }), "%.3f");
+    row("prompt processing, tokens/s", double(length) / ref.forward_s,
+        each([&](const figures& f) { return double(length) / f.forward_s; }), "%.0f");
+    row("explanation, s", ref.explain_s, each([](const figures& f) { return f.explain_s; }), "%.2f");
+    row("per explained unit, s", ref.explain_s / units, each([&](const figures& f) { return f.explain_s / units; }),
+        "%.3f");
+    row("token-forwards per unit", double(ref.token_forwards) / units,
+        each([&](const figures& f) { return double(f.token_forwards) / units; }), "%.1f");
     row("explanation, token-forwards/s", double(ref.token_forwards) / ref.explain_s,
-        double(cpp.token_forwards) / cpp.explain_s, "%.0f");
-    std::printf("\nscores: Pearson %.3f between the engines' explanations\n", pearson(ref.scores, cpp.scores));
+        each([](const figures& f) { return double(f.token_forwards) / f.explain_s; }), "%.0f");
+    std::printf("\nscores, Pearson against the reference engine's:");
+    for (const figures& f : cpp) std::printf(" %.3f", pearson(ref.scores, f.scores));
+    std::printf("\n");
 }
 
 }  // namespace
@@ -136,6 +162,8 @@ int main(int argc, char** argv) {
     app.add_option("--threads", opt.threads, "threads for both engines")->check(CLI::Range(1, 1024));
     app.add_option("--tokens", opt.tokens, "prompt tokens")->check(CLI::Range(8, 4096));
     app.add_option("--units", opt.units, "token units spread over the prompt")->check(CLI::Range(1, 4096));
+    app.add_option("--rows-per-decode", opt.rows_per_decode, "the adapter's perturbed rows per llama_decode, each run")
+        ->check(CLI::Range(1, 64));
     app.add_option("--repeats", opt.repeats, "timed plain forwards (the median is shown)")->check(CLI::Range(1, 100));
     CLI11_PARSE(app, argc, argv);
     try {

@@ -76,7 +76,16 @@ engine::engine(const std::string& model_path, const engine_options& options) {
 
     n_layer_ = llama_model_n_layer(model_);
     n_swa_ = llama_model_n_swa(model_);
-    n_ctx_ = 2 * options.max_length;  // the base pass's cells and one perturbed row's
+    max_length_ = options.max_length;
+    // llama.cpp reserves one layer's scores for the largest decode, float32
+    // [cells, tokens, heads]: fewer rows per decode where that would pass 1 GiB.
+    rows_per_decode_ = options.rows_per_decode;
+    const auto score_bytes = [&](index_t rows) {
+        return double(1 + rows) * double(max_length_) * double(rows * max_length_) * llama_model_n_head(model_) * 4;
+    };
+    while (rows_per_decode_ > 1 && score_bytes(rows_per_decode_) > double(1 << 30)) --rows_per_decode_;
+    detail::require(options.rows_per_decode >= 1, "llama.cpp adapter: rows_per_decode must be >= 1, got " +
+                                                      std::to_string(options.rows_per_decode));
     llama_context_params cp = llama_context_default_params();
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cp.offload_kqv = false;
@@ -95,16 +104,19 @@ engine::engine(const std::string& model_path, const engine_options& options) {
     if (cp.offload_kqv || cp.op_offload)
         refuse_setting("offload_kqv or op_offload puts attention on a GPU backend; the eval-callback route "
                        "manipulates scores in host memory only");
-    cp.n_ctx = std::uint32_t(n_ctx_);
-    cp.n_batch = cp.n_ubatch = std::uint32_t(n_ctx_);  // one decode is one ubatch: rows map to tokens
-    cp.n_seq_max = 2;
+    // The base pass's cells and each row's; one decode is one ubatch, whose
+    // tokens keep the batch's order (a unified cache splits it simply).
+    const index_t n_ctx = (1 + rows_per_decode_) * max_length_;
+    cp.n_ctx = std::uint32_t(n_ctx);
+    cp.n_batch = cp.n_ubatch = std::uint32_t(std::max(max_length_, rows_per_decode_ * (max_length_ - 1)));
+    cp.n_seq_max = std::uint32_t(1 + rows_per_decode_);
     cp.kv_unified = true;  // seq_cp shares the base pass's cells instead of copying them
     cp.cb_eval = &engine::eval_callback;
     cp.cb_eval_user_data = this;
     ctx_ = llama_init_from_model(model_, cp);
     if (ctx_ == nullptr) {
         llama_model_free(model_);
-        throw error("llama.cpp could not create a context of " + std::to_string(n_ctx_) + " cells");
+        throw error("llama.cpp could not create a context of " + std::to_string(n_ctx) + " cells");
     }
 }
 
@@ -149,7 +161,7 @@ bool engine::on_node(ggml_tensor* t, bool ask) {
         at_softmax(t);
         return !error_.empty();
     }
-    return factors_ != nullptr && is_pre_softmax_score(t);
+    return perturbing_ && is_pre_softmax_score(t);
 }
 
 // The map of the cache whose mask this is: the k-th mask the graph uses is the
@@ -158,26 +170,26 @@ engine::cell_map& engine::map_for(const ggml_tensor* mask, std::int64_t n_tokens
     std::size_t k = 0;
     while (k < maps_.size() && maps_[k].mask != mask) ++k;
     if (k == maps_.size()) {
-        const cell_map* base = factors_ == nullptr ? nullptr : k < base_maps_.size() ? &base_maps_[k] : nullptr;
-        if (factors_ != nullptr && base == nullptr) fail("a perturbed pass uses more kv caches than the base pass");
+        const cell_map* base = !perturbing_ ? nullptr : k < base_maps_.size() ? &base_maps_[k] : nullptr;
+        if (perturbing_ && base == nullptr) fail("a perturbed pass uses more kv caches than the base pass");
         maps_.push_back({mask, {}, {}, {}});
         map_cells(maps_.back(), base, n_tokens);
     }
     const std::size_t softmax = softmax_maps_.size();
     softmax_maps_.push_back(k);
-    if (factors_ != nullptr && (softmax >= base_softmax_maps_.size() || base_softmax_maps_[softmax] != k))
+    if (perturbing_ && (softmax >= base_softmax_maps_.size() || base_softmax_maps_[softmax] != k))
         fail("attention softmax " + std::to_string(softmax) + " uses another kv cache than in the base pass");
     return maps_[k];
 }
 
 // The cells each query row of this decode sees, from the mask (0 visible,
 // -inf masked), checked against the positions the adapter put there: row i
-// holds position first_pos_ + i and must see exactly one cell for each
-// position from its first to its own, the first being 0 (causal) or the start
-// of its sliding window (pos - n_swa + 1); a cell that holds a position
-// before prefix_ in the base pass (base) is that position's, and each row
+// holds queries_[i].pos and must see exactly one cell for each position from
+// its first to its own, the first being 0 (causal) or the start of its
+// sliding window (pos - n_swa + 1); a cell that holds a position before the
+// row's prefix in the base pass (base) is that position's, and each row
 // writes one new cell, its own. A cell a row sees is its position's for the
-// rows after it.
+// rows after it (those of its sequence; the other sequences' are masked).
 void engine::map_cells(cell_map& map, const cell_map* base, std::int64_t n_tokens) {
     const ggml_tensor* mask = map.mask;
     const std::int64_t n_kv = mask->ne[0];
@@ -185,7 +197,8 @@ void engine::map_cells(cell_map& map, const cell_map* base, std::int64_t n_token
     map.row_first.assign(std::size_t(n_tokens), 0);
     map.row_cells.assign(std::size_t(n_tokens), {});
     for (std::int64_t i = 0; i < n_tokens; ++i) {
-        const std::int32_t pos = std::int32_t(first_pos_ + i);
+        const std::int32_t pos = queries_[std::size_t(i)].pos;
+        const index_t prefix = queries_[std::size_t(i)].prefix;
         const float* m = reinterpret_cast<const float*>(static_cast<const char*>(mask->data) + i * mask->nb[1]);
         std::vector<std::int32_t> by_pos(std::size_t(pos) + 1, -1);
         std::int32_t fresh = -1, n_visible = 0, first = pos;
@@ -197,7 +210,7 @@ void engine::map_cells(cell_map& map, const cell_map* base, std::int64_t n_token
             std::int32_t p = map.cell_pos[std::size_t(c)];
             if (p < 0 && base != nullptr && c < std::int64_t(base->cell_pos.size())) {
                 const std::int32_t b = base->cell_pos[std::size_t(c)];
-                if (b >= 0 && b < prefix_) p = b;
+                if (b >= 0 && b < prefix) p = b;
             }
             if (p < 0) {
                 if (fresh >= 0) return fail("query position " + std::to_string(pos) + " sees two new kv cells");
@@ -240,7 +253,7 @@ void engine::at_softmax(ggml_tensor* softmax) {
     if (max_bias != 0.0f) return fail(std::string(softmax->name) + " uses ALiBi");
     if (!(scale > 0.0f)) return fail(std::string(softmax->name) + " has a non-positive scale");
     const cell_map& map = map_for(mask, n_tokens);
-    if (!error_.empty() || factors_ == nullptr) return;
+    if (!error_.empty() || !perturbing_) return;
     if (last_stop_ != scores)
         return fail(std::string("the scores of ") + softmax->name + " come from op " + ggml_op_name(scores->op) +
                     " (" + scores->name + "), which the callback did not stop after");
@@ -255,7 +268,7 @@ void engine::at_softmax(ggml_tensor* softmax) {
         for (std::int64_t i = 0; i < n_tokens; ++i) {
             float* row = reinterpret_cast<float*>(static_cast<char*>(scores->data) + i * scores->nb[1] + h * scores->nb[2]);
             const std::vector<std::int32_t>& cells = map.row_cells[std::size_t(i)];
-            const float* factors = factors_ + map.row_first[std::size_t(i)];
+            const float* factors = queries_[std::size_t(i)].factors + map.row_first[std::size_t(i)];
             const index_t n_visible = index_t(cells.size());
             if (mode_ == manipulation_mode::multiplicative) {
                 scratch_.resize(std::size_t(n_visible));
@@ -272,79 +285,93 @@ void engine::at_softmax(ggml_tensor* softmax) {
     ++manipulated_layers_;
 }
 
-void engine::decode(const sequence_view& seq, index_t from, int seq_id, double* ce) {
-    const index_t n = seq.length - from;
-    llama_batch batch = llama_batch_init(std::int32_t(n), 0, 1);
-    for (index_t i = 0; i < n; ++i) {
-        const index_t pos = from + i;
-        batch.token[i] = seq.tokens[pos];
-        batch.pos[i] = pos;
-        batch.n_seq_id[i] = 1;
-        batch.seq_id[i][0] = seq_id;
-        batch.logits[i] = pos >= seq.first_scored ? 1 : 0;
+void engine::decode(const sequence_view& seq, const std::vector<segment>& segments) {
+    queries_.clear();
+    for (const segment& part : segments)
+        for (index_t pos = part.from; pos < seq.length; ++pos) queries_.push_back({std::int32_t(pos), part.from, part.factors});
+    const auto n = std::int32_t(queries_.size());
+    llama_batch batch = llama_batch_init(n, 0, 1);
+    std::int32_t i = 0;
+    for (const segment& part : segments) {
+        for (index_t pos = part.from; pos < seq.length; ++pos, ++i) {
+            batch.token[i] = seq.tokens[pos];
+            batch.pos[i] = std::int32_t(pos);
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = part.seq_id;
+            batch.logits[i] = pos >= seq.first_scored ? 1 : 0;
+        }
     }
-    batch.n_tokens = std::int32_t(n);
+    batch.n_tokens = n;
     error_.clear();
     observing_ = true;
     maps_.clear();
     softmax_maps_.clear();
     last_stop_ = nullptr;
     manipulated_layers_ = 0;
-    first_pos_ = from;
     const std::int32_t rc = llama_decode(ctx_, batch);
     observing_ = false;
     llama_batch_free(batch);
     if (!error_.empty()) throw invalid_argument(error_);
     if (rc != 0) throw error("llama_decode failed with code " + std::to_string(rc));
     if (maps_.empty()) throw invalid_argument("llama.cpp adapter: the graph has no attention softmax the callback could see");
-    if (factors_ != nullptr && manipulated_layers_ != n_layer_)
+    if (perturbing_ && manipulated_layers_ != n_layer_)
         throw invalid_argument("llama.cpp adapter: manipulated " + std::to_string(manipulated_layers_) + " of " +
                                std::to_string(n_layer_) + " layers");
     const std::int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model_));
-    for (index_t t = 0; t < seq.n_targets; ++t) {
-        const index_t pos = seq.first_scored + t;
-        if (pos < from) continue;
-        const float* logits = llama_get_logits_ith(ctx_, std::int32_t(pos - from));
-        if (logits == nullptr) throw error("llama.cpp returned no logits for position " + std::to_string(pos));
-        ce[t] = cross_entropy(logits, n_vocab, seq.targets[t]);
+    std::int32_t first = 0;  // the segment's first token in the batch
+    for (const segment& part : segments) {
+        for (index_t t = 0; t < seq.n_targets; ++t) {
+            const index_t pos = seq.first_scored + t;
+            if (pos < part.from) continue;
+            const float* logits = llama_get_logits_ith(ctx_, first + std::int32_t(pos - part.from));
+            if (logits == nullptr) throw error("llama.cpp returned no logits for position " + std::to_string(pos));
+            part.ce[t] = cross_entropy(logits, n_vocab, seq.targets[t]);
+        }
+        first += std::int32_t(seq.length - part.from);
     }
 }
 
 void engine::base_pass(const sequence_view& seq, double* ce) {
-    detail::require(2 * seq.length <= n_ctx_, "llama.cpp adapter: sequence of " + std::to_string(seq.length) +
-                                                  " tokens exceeds max_length " + std::to_string(n_ctx_ / 2));
+    detail::require(seq.length <= max_length_, "llama.cpp adapter: sequence of " + std::to_string(seq.length) +
+                                                   " tokens exceeds max_length " + std::to_string(max_length_));
     llama_memory_clear(llama_get_memory(ctx_), true);
-    factors_ = nullptr;
-    prefix_ = 0;
+    perturbing_ = false;
     base_maps_.clear();
     base_softmax_maps_.clear();
-    decode(seq, 0, 0, ce);
+    decode(seq, {{0, 0, nullptr, ce}});
     base_maps_ = maps_;
     base_softmax_maps_ = softmax_maps_;
     base_ce_.assign(ce, ce + seq.n_targets);
 }
 
+// Rows r0.. go to sequences 1..: each first drops what its sequence held and
+// shares the base pass's cells of positions < first_affected.
 void engine::perturbed_pass(const sequence_view& seq, const batch_view& batch, double* ce) {
     llama_memory_t memory = llama_get_memory(ctx_);
     mode_ = batch.mode;
-    for (index_t r = 0; r < batch.n_rows; ++r) {
-        const row_view& row = batch.rows[r];
-        const index_t from = std::min(row.first_affected, seq.length - 1);
-        double* out = ce + r * seq.n_targets;
-        std::copy(base_ce_.begin(), base_ce_.end(), out);  // targets before `from` are unchanged
-        llama_memory_seq_rm(memory, 1, -1, -1);
-        llama_memory_seq_cp(memory, 0, 1, 0, from);
-        factors_ = row.key_factors;
-        prefix_ = from;
+    perturbing_ = true;
+    std::vector<segment> segments;
+    for (index_t r0 = 0; r0 < batch.n_rows; r0 += rows_per_decode_) {
+        segments.clear();
+        for (index_t r = r0; r < std::min(batch.n_rows, r0 + rows_per_decode_); ++r) {
+            const row_view& row = batch.rows[r];
+            const int seq_id = int(1 + r - r0);
+            const index_t from = std::min(row.first_affected, seq.length - 1);
+            double* out = ce + r * seq.n_targets;
+            std::copy(base_ce_.begin(), base_ce_.end(), out);  // targets before `from` are unchanged
+            llama_memory_seq_rm(memory, seq_id, -1, -1);
+            llama_memory_seq_cp(memory, 0, seq_id, 0, std::int32_t(from));
+            segments.push_back({seq_id, from, row.key_factors, out});
+        }
         try {
-            decode(seq, from, 1, out);
+            decode(seq, segments);
         } catch (...) {
-            factors_ = nullptr;
+            perturbing_ = false;
             throw;
         }
-        factors_ = nullptr;
     }
-    llama_memory_seq_rm(memory, 1, -1, -1);
+    perturbing_ = false;
+    for (index_t s = 1; s <= rows_per_decode_; ++s) llama_memory_seq_rm(memory, std::int32_t(s), -1, -1);
 }
 
 std::vector<std::int32_t> engine::generate(const std::vector<std::int32_t>& prompt, index_t max_new_tokens,
@@ -362,7 +389,7 @@ std::vector<std::int32_t> engine::generate(const std::vector<std::int32_t>& prom
         if (llama_vocab_is_eog(vocab, next) || std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end())
             break;
         out.push_back(next);
-        if (index_t(out.size()) >= max_new_tokens || index_t(prompt.size() + out.size()) >= n_ctx_ / 2) break;
+        if (index_t(out.size()) >= max_new_tokens || index_t(prompt.size() + out.size()) >= max_length_) break;
         tokens.push_back(next);
         batch = llama_batch_get_one(&tokens.back(), 1);
     }

@@ -31,8 +31,15 @@ struct ggml_tensor;
 namespace atman::llamacpp {
 
 struct engine_options {
-    index_t max_length = 0;  // longest sequence to run: the context holds 2 x this (base + one row)
-    int threads = 0;         // 0: the hardware's thread count
+    engine_options() = default;
+    engine_options(index_t max_length_, int threads_) : max_length(max_length_), threads(threads_) {}
+
+    index_t max_length = 0;       // longest sequence to run
+    int threads = 0;              // 0: the hardware's thread count
+    // Perturbed rows decoded together, one llama.cpp sequence each; the
+    // context holds (1 + rows_per_decode) x max_length cells. Fewer where one
+    // layer's scores of such a decode would take more than 1 GiB.
+    index_t rows_per_decode = 4;
     // The caller's own llama.cpp settings, applied over the adapter's defaults
     // (CPU only, float32 KV cache, flash attention off). Those the route cannot
     // run are refused: flash attention, GPU offload. The context's size,
@@ -54,8 +61,9 @@ public:
     engine(const engine&) = delete;
     engine& operator=(const engine&) = delete;
 
-    // The adapter contract. Perturbed rows run one at a time, each reusing
-    // the base pass's KV cells for positions < first_affected.
+    // The adapter contract. Perturbed rows run rows_per_decode at a time, each
+    // as a sequence of its own that shares the base pass's KV cells for
+    // positions < first_affected.
     void base_pass(const sequence_view& seq, double* ce);
     void perturbed_pass(const sequence_view& seq, const batch_view& batch, double* ce);
 
@@ -69,6 +77,7 @@ public:
     index_t context_length() const;  // the model's training context
     // Layers whose scores the last manipulated pass changed (a check: all of them).
     index_t manipulated_layers() const { return manipulated_layers_; }
+    index_t rows_per_decode() const { return rows_per_decode_; }
 
 private:
     static bool eval_callback(ggml_tensor* t, bool ask, void* user);
@@ -83,21 +92,34 @@ private:
     };
     cell_map& map_for(const ggml_tensor* mask, std::int64_t n_tokens);
     void map_cells(cell_map& map, const cell_map* base, std::int64_t n_tokens);
-    // Decodes positions [from, seq.length) of seq on llama sequence seq_id;
-    // writes the CE of the targets at positions >= from into ce (the others untouched).
-    void decode(const sequence_view& seq, index_t from, int seq_id, double* ce);
+    // One sequence of a decode: positions [from, seq.length) of seq on llama
+    // sequence seq_id, with the row's key factors (nullptr: the base pass);
+    // the CE of the targets at positions >= from go to ce (the others untouched).
+    struct segment {
+        int seq_id;
+        index_t from;
+        const float* factors;
+        double* ce;
+    };
+    void decode(const sequence_view& seq, const std::vector<segment>& segments);
     void fail(const std::string& message);
 
     llama_model* model_ = nullptr;
     llama_context* ctx_ = nullptr;
-    index_t n_ctx_ = 0, n_layer_ = 0, n_swa_ = 0;
+    index_t max_length_ = 0, rows_per_decode_ = 1, n_layer_ = 0, n_swa_ = 0;
 
     // The decode in flight, as the callback sees it.
     bool observing_ = false;            // a base or perturbed decode: check and map the layout
     manipulation_mode mode_ = manipulation_mode::multiplicative;
-    const float* factors_ = nullptr;    // the row's T factors by position; nullptr: base pass
-    index_t first_pos_ = 0;             // position of the decode's first token
-    index_t prefix_ = 0;                // positions < prefix_ come from the base pass's cells
+    bool perturbing_ = false;           // a perturbed decode (else the base pass)
+    // Per token of the decode: its position, the positions before which its
+    // sequence shares the base pass's cells, and its row's factors by position.
+    struct query {
+        std::int32_t pos;
+        index_t prefix;
+        const float* factors;
+    };
+    std::vector<query> queries_;
     // One map per kv cache (a model with sliding-window layers has two, each
     // with its own mask), in the order the graph first uses their masks.
     std::vector<cell_map> maps_, base_maps_;

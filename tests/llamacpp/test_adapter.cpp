@@ -47,7 +47,7 @@ reference& ref() {
 }
 
 atman::llamacpp::engine& llamacpp() {
-    static atman::llamacpp::engine e(atman_test::model_path(), {256, threads, {}, {}});
+    static atman::llamacpp::engine e(atman_test::model_path(), {256, threads});
     return e;
 }
 
@@ -246,7 +246,7 @@ TEST_CASE("llama.cpp adapter: flash attention and a GPU backend are refused, nam
         }
         return "(accepted)";
     };
-    atman::llamacpp::engine_options options{32, threads, {}, {}};
+    atman::llamacpp::engine_options options{32, threads};
     for (const llama_flash_attn_type type : {LLAMA_FLASH_ATTN_TYPE_ENABLED, LLAMA_FLASH_ATTN_TYPE_AUTO}) {
         options.context_params = [type](llama_context_params& cp) { cp.flash_attn_type = type; };
         const std::string message = refusal(options);

@@ -40,7 +40,7 @@ const atman::llamacpp::prompt_text& text() {
 }
 
 atman::llamacpp::engine& gemma() {
-    static atman::llamacpp::engine e(atman_test::gemma_model_path(), {64, threads, {}, {}});
+    static atman::llamacpp::engine e(atman_test::gemma_model_path(), {64, threads});
     return e;
 }
 
@@ -52,8 +52,9 @@ atman::llamacpp::engine& gemma_with_window(std::int64_t window) {
     overrides[0].tag = LLAMA_KV_OVERRIDE_TYPE_INT;
     std::strcpy(overrides[0].key, "gemma3.attention.sliding_window");
     overrides[0].val_i64 = window;
-    static atman::llamacpp::engine e(atman_test::gemma_model_path(),
-                                     {64, threads, [](llama_model_params& mp) { mp.kv_overrides = overrides; }, {}});
+    atman::llamacpp::engine_options options{64, threads};
+    options.model_params = [](llama_model_params& mp) { mp.kv_overrides = overrides; };
+    static atman::llamacpp::engine e(atman_test::gemma_model_path(), options);
     return e;
 }
 
