@@ -83,8 +83,9 @@ TEST_CASE("atman-explain-llamacpp: what it cannot do is bad usage, before the mo
 }
 
 TEST_CASE("atman-explain-llamacpp on Gemma 3: llama.cpp's tokenizer, the word the fact rests on first") {
-    const std::vector<std::string> args = {"--model", atman_test::gemma_model_path(), "--prompt", "The capital of France is",
-                                           "--target", " Paris", "--format", "json", "--threads", "2", "-q"};
+    const std::vector<std::string> args = {"--model", atman_test::gemma_model_path(), "--prompt",
+                                           "The Eiffel Tower is in the city of", "--target", " Paris", "--format", "json",
+                                           "--threads", "2", "-q"};
     std::vector<std::string> raw = args;
     raw.push_back("--raw");
     const atman_test::program_result r = run_program(ATMAN_EXPLAIN_LLAMACPP, raw);
@@ -96,7 +97,7 @@ TEST_CASE("atman-explain-llamacpp on Gemma 3: llama.cpp's tokenizer, the word th
     std::size_t top = 0;
     for (std::size_t u = 0; u < e.at("units").size(); ++u)
         if (e.at("units")[u].at("score") > e.at("units")[top].at("score")) top = u;
-    CHECK(e.at("units")[top].at("text") == "France");  // chosen by hand: "Paris" rests on "France"
+    CHECK(e.at("units")[top].at("text") == "Eiffel");  // chosen by hand: "Paris" rests on "Eiffel"
 
     // The base model has no chat template: without --raw that is said, with the way out.
     const atman_test::program_result templated = run_program(ATMAN_EXPLAIN_LLAMACPP, args);
