@@ -38,8 +38,11 @@ struct engine_options {
     int threads = 0;              // 0: the hardware's thread count
     // Perturbed rows decoded together, one llama.cpp sequence each; the
     // context holds (1 + rows_per_decode) x max_length cells. Fewer where one
-    // layer's scores of such a decode would take more than 1 GiB.
-    index_t rows_per_decode = 4;
+    // layer's scores of such a decode would take more than 1 GiB. 1 by
+    // default: in one unified cache every token scores every cell, so R rows
+    // per decode cost R times the attention, and measured no faster
+    // (docs/llama-cpp.md).
+    index_t rows_per_decode = 1;
     // The caller's own llama.cpp settings, applied over the adapter's defaults
     // (CPU only, float32 KV cache, flash attention off). Those the route cannot
     // run are refused: flash attention, GPU offload. The context's size,

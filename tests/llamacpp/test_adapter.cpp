@@ -46,8 +46,14 @@ reference& ref() {
     return r;
 }
 
+// Four perturbed rows per decode, one sequence each (the default is one): the
+// agreement and reuse tests below check the cell map of several sequences.
 atman::llamacpp::engine& llamacpp() {
-    static atman::llamacpp::engine e(atman_test::model_path(), {256, threads});
+    static atman::llamacpp::engine e(atman_test::model_path(), [] {
+        atman::llamacpp::engine_options options{256, threads};
+        options.rows_per_decode = 4;
+        return options;
+    }());
     return e;
 }
 
@@ -185,13 +191,6 @@ TEST_CASE("llama.cpp adapter: scores agree with the reference engine's, both mod
     }
 }
 
-// A row by hand: factor 1 everywhere yet one touched position (atman::explain
-// never sends one; here it exercises the cell map and the recomputation alone).
-static atman::row_view all_ones_row(const std::vector<float>& ones, const index_t& touched, index_t first_affected) {
-    static const float one = 1.0f;
-    return {first_affected, ones.data(), &touched, &one, 1};
-}
-
 // llama.cpp's own CE of one sequence moves with the KV cells it occupies
 // (summation order, then activations quantised to 8 bits in every layer): an
 // all-ones row recomputed in other cells differed from the base pass by up to
@@ -211,7 +210,8 @@ TEST_CASE("llama.cpp adapter: prefix reuse and an all-ones row stay within llama
     for (index_t p = 1; p < view.first_scored; ++p) all_but_ends.push_back(p);
     for (const manipulation_mode mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
         INFO(atman::to_string(mode));
-        const std::vector<atman::row_view> plain = {all_ones_row(ones, touched, touched), all_ones_row(ones, touched, 0)};
+        const std::vector<atman::row_view> plain = {atman_test::all_ones_row(ones, touched, touched),
+                                                   atman_test::all_ones_row(ones, touched, 0)};
         std::vector<double> same(plain.size() * base.size());
         llamacpp().perturbed_pass(view, {mode, plain.data(), index_t(plain.size())}, same.data());
         for (std::size_t t = 0; t < base.size(); ++t) {

@@ -131,8 +131,8 @@ TEST_CASE("Gemma 3: factor 1 leaves the base CE, exactly in explain and within l
         gemma().base_pass(view, base.data());
         const std::vector<float> ones(std::size_t(view.length), 1.0f);
         const index_t touched = 3;
-        static const float one = 1.0f;
-        const std::vector<atman::row_view> rows = {{3, ones.data(), &touched, &one, 1}, {0, ones.data(), &touched, &one, 1}};
+        const std::vector<atman::row_view> rows = {atman_test::all_ones_row(ones, touched, 3),
+                                                   atman_test::all_ones_row(ones, touched, 0)};
         std::vector<double> ce(rows.size() * base.size());
         gemma().perturbed_pass(view, {mode, rows.data(), index_t(rows.size())}, ce.data());
         for (std::size_t t = 0; t < base.size(); ++t) {
