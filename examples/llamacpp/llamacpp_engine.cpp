@@ -52,6 +52,8 @@ void init_llama() {
 engine::engine(const std::string& model_path, const engine_options& options) {
     detail::require(options.max_length >= 1,
                     "llama.cpp adapter: max_length must be >= 1, got " + std::to_string(options.max_length));
+    detail::require(options.rows_per_decode >= 1, "llama.cpp adapter: rows_per_decode must be >= 1, got " +
+                                                      std::to_string(options.rows_per_decode));
     init_llama();
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;  // the route manipulates host memory only
@@ -84,8 +86,6 @@ engine::engine(const std::string& model_path, const engine_options& options) {
         return double(1 + rows) * double(max_length_) * double(rows * max_length_) * llama_model_n_head(model_) * 4;
     };
     while (rows_per_decode_ > 1 && score_bytes(rows_per_decode_) > double(1 << 30)) --rows_per_decode_;
-    detail::require(options.rows_per_decode >= 1, "llama.cpp adapter: rows_per_decode must be >= 1, got " +
-                                                      std::to_string(options.rows_per_decode));
     llama_context_params cp = llama_context_default_params();
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cp.offload_kqv = false;
