@@ -177,7 +177,10 @@ int run(const options& opt) {
         if (!opt.quiet)
             std::cerr << "atman-long: " << nq.question.id << ": " << length << " tokens, " << q.request.units.size()
                       << " words, exhaustive " << exhaustive.stats.token_forwards << " token-forwards"
-                      << (opt.count_exhaustive ? " (counted)" : ", " + std::to_string(seconds) + " s") << "\n";
+                      << (opt.count_exhaustive ? " (counted)"
+                                               : ", " + std::to_string(seconds) + " s, AP " +
+                                                     std::to_string(exhaustive_ap.back()))
+                      << "\n";
         exhaustive_forwards += exhaustive.stats.token_forwards;
         exhaustive_seconds += seconds;
         tokens.push_back(double(length));

@@ -1,24 +1,18 @@
 #pragma once
 // The model's chat template: recognised by family from the Jinja source in
-// tokenizer.chat_template, rendered natively for one user turn.
+// tokenizer.chat_template, rendered natively for one user turn (a chat_format).
 
 #include <atman/config.hpp>
 
 #include <string>
 #include <string_view>
-#include <utility>
-#include <vector>
 
+#include "chat_format.hpp"
 #include "gguf.hpp"
 
 namespace atman::engine {
 
-struct chat_prompt {
-    std::string text;                                      // ends with the generation prompt
-    std::vector<std::pair<index_t, index_t>> user_ranges;  // byte ranges [start, end) of user text
-};
-
-class chat_template {
+class chat_template : public chat_format {
 public:
     enum class family_kind { chatml, llama3, zephyr };
 
@@ -33,8 +27,8 @@ public:
     // One user turn after the system message (empty: the template's default
     // system message, if it has one). Texts are inserted verbatim.
     chat_prompt render(std::string_view user, std::string_view system = {},
-                       bool add_generation_prompt = true) const;
-    std::string end_of_turn() const;  // the stop text for generation, e.g. "<|im_end|>"
+                       bool add_generation_prompt = true) const override;
+    std::string end_of_turn() const override;  // the stop text for generation, e.g. "<|im_end|>"
     std::string family() const;       // "chatml", "llama3" or "zephyr"
     std::string default_system() const;
 

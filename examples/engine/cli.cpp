@@ -350,7 +350,7 @@ std::string loaded_model::json() const {
 }
 
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
-                                     const tokenizer& tok, const chat_template* tmpl,
+                                     const text_codec& tok, const chat_format* tmpl,
                                      const generator& generate) {
     const prompt_tokens prompt = tokenize_prompt(tok, tmpl, user_prompt, options.system, options.sink == "bos");
     std::vector<std::int32_t> target_ids;

@@ -99,7 +99,7 @@ atman::explain_request build_request(const cli_options& options, const std::stri
 using generator = std::function<std::vector<std::int32_t>(
     const std::vector<std::int32_t>& prompt, index_t max_new_tokens, const std::vector<std::int32_t>& stop_ids)>;
 atman::explain_request build_request(const cli_options& options, const std::string& user_prompt,
-                                     const tokenizer& tok, const chat_template* tmpl, const generator& generate);
+                                     const text_codec& tok, const chat_format* tmpl, const generator& generate);
 
 // explain() or, with --search hierarchical, explain_hierarchical() with the
 // units of each --levels granularity over the user's text as coarse levels.

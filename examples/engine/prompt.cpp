@@ -8,7 +8,7 @@ namespace atman::engine {
 
 namespace {
 
-void append_piece(const tokenizer& tok, prompt_tokens& out, index_t start, index_t end,
+void append_piece(const text_codec& tok, prompt_tokens& out, index_t start, index_t end,
                   bool parse_special) {
     if (start == end) return;
     const std::string_view piece = std::string_view(out.text).substr(start, end - start);
@@ -22,7 +22,7 @@ void append_piece(const tokenizer& tok, prompt_tokens& out, index_t start, index
 // token (documents are separated by it in pretraining, so the model has seen
 // it first) where the vocabulary has one, else BOS. SmolLM2's GGUF names
 // <|im_start|> its BOS; the sink stays on the first word after it.
-std::int32_t sink_token(const tokenizer& tok) {
+std::int32_t sink_token(const text_codec& tok) {
     for (std::string_view end_of_text : {"<|endoftext|>", "<|end_of_text|>"}) {
         const std::int32_t id = tok.find(end_of_text);
         if (id >= 0 && tok.is_special(id)) return id;
@@ -33,7 +33,7 @@ std::int32_t sink_token(const tokenizer& tok) {
 
 }  // namespace
 
-prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, std::string_view user,
+prompt_tokens tokenize_prompt(const text_codec& tok, const chat_format* tmpl, std::string_view user,
                               std::string_view system, bool bos_sink) {
     if (user.empty()) throw atman::invalid_argument("the prompt is empty");
     prompt_tokens out;
@@ -63,7 +63,7 @@ prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, s
     return out;
 }
 
-std::vector<std::int32_t> stop_ids(const tokenizer& tok, const chat_template* tmpl) {
+std::vector<std::int32_t> stop_ids(const text_codec& tok, const chat_format* tmpl) {
     std::vector<std::int32_t> ids{tok.eos_id()};
     const auto add = [&](std::string_view text) {
         const std::int32_t id = tok.find(text);
@@ -75,7 +75,7 @@ std::vector<std::int32_t> stop_ids(const tokenizer& tok, const chat_template* tm
     return ids;
 }
 
-atman::explain_request make_request(const tokenizer& tok, const prompt_tokens& prompt,
+atman::explain_request make_request(const text_codec& tok, const prompt_tokens& prompt,
                                     const std::vector<std::int32_t>& target_ids,
                                     atman::unit_options units,
                                     const std::vector<std::int32_t>& contrast_ids) {

@@ -11,8 +11,8 @@
 #include <string_view>
 #include <vector>
 
-#include "chat_template.hpp"
-#include "tokenizer.hpp"
+#include "chat_format.hpp"
+#include "text_codec.hpp"
 
 namespace atman::engine {
 
@@ -30,17 +30,17 @@ struct prompt_tokens {
 // bos_sink, after its end-of-text token (or BOS where it has none): the first
 // position of a prompt is the model's attention sink, and a beginning-of-text
 // token there keeps the sink out of the user's words (docs/quality.md).
-prompt_tokens tokenize_prompt(const tokenizer& tok, const chat_template* tmpl, std::string_view user,
+prompt_tokens tokenize_prompt(const text_codec& tok, const chat_format* tmpl, std::string_view user,
                               std::string_view system = {}, bool bos_sink = false);
 
 // Generation stops at EOS, at the template's end-of-turn token and at an
 // end-of-text token (<|endoftext|>, <|end_of_text|>) the vocabulary has.
-std::vector<std::int32_t> stop_ids(const tokenizer& tok, const chat_template* tmpl);
+std::vector<std::int32_t> stop_ids(const text_codec& tok, const chat_format* tmpl);
 
 // The explain request for `target_ids` after `prompt`, with units of the
 // given options over the user's text unless options.range says otherwise.
 // An empty contrast_ids means no contrastive explanation.
-atman::explain_request make_request(const tokenizer& tok, const prompt_tokens& prompt,
+atman::explain_request make_request(const text_codec& tok, const prompt_tokens& prompt,
                                     const std::vector<std::int32_t>& target_ids,
                                     atman::unit_options units,
                                     const std::vector<std::int32_t>& contrast_ids = {});

@@ -311,12 +311,18 @@ void tokenizer::model::bpe(std::string_view text, piece p, std::vector<token>& o
 }
 
 // ---------------------------------------------------------------- metadata
+namespace {
+std::string pre_tokenizer_name(const gguf_file& file) {
+    return file.has("tokenizer.ggml.pre") ? file.get_string("tokenizer.ggml.pre") : "default";
+}
+}  // namespace
+
 vocabulary vocabulary::from_gguf(const gguf_file& file) {
     vocabulary v;
     const std::string model = file.get_string("tokenizer.ggml.model");
     if (model != "gpt2")
         throw gguf_error("tokenizer.ggml.model is '" + model + "'; only byte-level BPE ('gpt2') is supported");
-    v.pre_tokenizer = file.has("tokenizer.ggml.pre") ? file.get_string("tokenizer.ggml.pre") : "default";
+    v.pre_tokenizer = pre_tokenizer_name(file);
     v.tokens = file.get_string_array("tokenizer.ggml.tokens");
     if (file.has("tokenizer.ggml.token_type")) {
         for (const std::int64_t kind : file.get_int_array("tokenizer.ggml.token_type")) {
@@ -344,6 +350,16 @@ vocabulary vocabulary::from_gguf(const gguf_file& file) {
 
 // ---------------------------------------------------------------- tokenizer
 tokenizer::tokenizer(vocabulary vocab) : model_(std::make_shared<const model>(std::move(vocab))) {}
+
+bool tokenizer::supports(const gguf_file& file) {
+    if (!file.has("tokenizer.ggml.model") || file.get_string("tokenizer.ggml.model") != "gpt2") return false;
+    try {
+        find_pre_tokenizer(pre_tokenizer_name(file));
+        return true;
+    } catch (const invalid_argument&) {
+        return false;
+    }
+}
 
 tokenizer::tokenizer(const gguf_file& file) {
     vocabulary vocab = vocabulary::from_gguf(file);
@@ -404,12 +420,6 @@ std::vector<token> tokenizer::encode(std::string_view text, bool parse_special) 
     for (std::size_t i = 0; i < out.size(); ++i) out[i].start = i == 0 ? 0 : out[i - 1].end;
     if (!out.empty()) out.back().end = static_cast<index_t>(text.size());
     return out;
-}
-
-std::vector<std::int32_t> tokenizer::encode_ids(std::string_view text, bool parse_special) const {
-    std::vector<std::int32_t> ids;
-    for (const token& t : encode(text, parse_special)) ids.push_back(t.id);
-    return ids;
 }
 
 std::string tokenizer::token_bytes(std::int32_t id) const {

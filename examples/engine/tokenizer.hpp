@@ -1,7 +1,7 @@
 #pragma once
 // The model's own byte-level BPE tokenizer, built from a GGUF file's
 // tokenizer metadata, producing the same ids as llama.cpp plus the byte range
-// of every token in the input text.
+// of every token in the input text (a text_codec).
 
 #include <atman/config.hpp>
 
@@ -12,15 +12,9 @@
 #include <vector>
 
 #include "gguf.hpp"
+#include "text_codec.hpp"
 
 namespace atman::engine {
-
-// One token of an encoded text: its id and the bytes [start, end) it covers.
-// The tokens of one encode() tile the text exactly.
-struct token {
-    std::int32_t id = 0;
-    index_t start = 0, end = 0;
-};
 
 // GGUF tokenizer.ggml.token_type values 1..6.
 enum class token_kind { normal = 1, unknown, control, user_defined, unused, byte };
@@ -39,12 +33,15 @@ struct vocabulary {
     static vocabulary from_gguf(const gguf_file& file);
 };
 
-class tokenizer {
+class tokenizer : public text_codec {
 public:
     // Reads and validates the metadata; any problem -> gguf_error naming it.
     explicit tokenizer(const gguf_file& file);
     // Validates the vocabulary; any problem -> atman::invalid_argument naming it.
     explicit tokenizer(vocabulary vocab);
+    // Whether the file's tokenizer is one this class implements: byte-level
+    // BPE ('gpt2') with a known pre-tokenizer.
+    static bool supports(const gguf_file& file);
 
     // Throws atman::invalid_argument naming the byte offset on invalid UTF-8.
     // parse_special: occurrences of special token texts (e.g. "<|im_start|>")
@@ -52,24 +49,22 @@ public:
     // tokens are matched either way, as llama.cpp does. A byte the vocabulary
     // has no token for (SmolLM2 lacks 21, e.g. 0x04, 0xC0, 0xF5-0xFF) is
     // dropped, as llama.cpp does; the next token's range absorbs it.
-    std::vector<token> encode(std::string_view text, bool parse_special = false) const;
-    // Shorthand for the ids of encode().
-    std::vector<std::int32_t> encode_ids(std::string_view text, bool parse_special = false) const;
+    std::vector<token> encode(std::string_view text, bool parse_special = false) const override;
 
     // The exact bytes the ids stand for; an id out of range -> invalid_argument.
-    std::string decode(const std::vector<std::int32_t>& ids) const;
+    std::string decode(const std::vector<std::int32_t>& ids) const override;
     // The bytes of one token (may be a partial UTF-8 sequence).
-    std::string token_bytes(std::int32_t id) const;
+    std::string token_bytes(std::int32_t id) const override;
 
     index_t vocab_size() const;
-    std::int32_t bos_id() const;
-    std::int32_t eos_id() const;
-    bool add_bos() const;
+    std::int32_t bos_id() const override;
+    std::int32_t eos_id() const override;
+    bool add_bos() const override;
     // Control, user-defined and unknown tokens: written as their text, never
     // produced by BPE.
-    bool is_special(std::int32_t id) const;
+    bool is_special(std::int32_t id) const override;
     // The id of a GGUF token string, or -1 if absent.
-    std::int32_t find(std::string_view token_text) const;
+    std::int32_t find(std::string_view token_text) const override;
 
 private:
     struct model;

@@ -2,8 +2,9 @@
 //
 // The same options and outputs as atman-explain (engine/cli.hpp); the
 // forward passes run in an unmodified llama.cpp through the adapter of
-// llamacpp_engine.hpp, the tokens and units come from atman's tokenizer and
-// chat template read from the same GGUF.
+// llamacpp_engine.hpp, the tokens and units from atman's tokenizer and chat
+// template read from the same GGUF where atman's tokenizer supports the
+// vocabulary, from llama.cpp's otherwise (llamacpp_text.hpp).
 
 #include <atman/atman.hpp>
 
@@ -12,7 +13,6 @@
 #include <algorithm>
 #include <iostream>
 
-#include "engine/chat_template.hpp"
 #include "engine/cli.hpp"
 #include "engine/gguf.hpp"
 #include "engine/limits.hpp"
@@ -20,8 +20,8 @@
 #include "engine/omp_policy.hpp"
 #include "engine/progress.hpp"
 #include "engine/prompt.hpp"
-#include "engine/tokenizer.hpp"
 #include "llamacpp_engine.hpp"
+#include "llamacpp_text.hpp"
 
 namespace {
 
@@ -35,15 +35,15 @@ void explain(const eng::cli_options& options) {
     const std::string path = eng::resolve_model_path(options.model);
     if (!options.quiet) std::cerr << options.program << ": loading " << path << "\n";
     const eng::gguf_file file = eng::gguf_file::open(path);
-    const eng::tokenizer tok(file);
-    const std::optional<eng::chat_template> tmpl =
-        options.raw ? std::nullopt : std::optional<eng::chat_template>(eng::chat_template::from_gguf(file));
+    const atman::llamacpp::prompt_text text = atman::llamacpp::load_prompt_text(file, path, options.raw);
+    const eng::text_codec& tok = *text.tok;
+    const eng::chat_format* tmpl = text.tmpl.get();
 
     // The context holds the longest sequence (the prompt and the generation,
     // target or contrast) within the model's window; llama.cpp reserves its
     // buffers for that size, so it is not the window itself.
-    const eng::prompt_tokens prompt = eng::tokenize_prompt(tok, tmpl ? &*tmpl : nullptr, user_prompt, options.system,
-                                                           options.sink == "bos");
+    const eng::prompt_tokens prompt =
+        eng::tokenize_prompt(tok, tmpl, user_prompt, options.system, options.sink == "bos");
     const atman::index_t answer = std::max({options.generate, atman::index_t(tok.encode_ids(options.target).size()),
                                             atman::index_t(tok.encode_ids(options.contrast).size())});
     const auto window = atman::index_t(file.get_uint(file.get_string("general.architecture") + ".context_length"));
@@ -53,7 +53,7 @@ void explain(const eng::cli_options& options) {
     atman::llamacpp::engine engine(path, engine_options);
 
     const atman::explain_request request = eng::build_request(
-        options, user_prompt, tok, tmpl ? &*tmpl : nullptr,
+        options, user_prompt, tok, tmpl,
         [&](const std::vector<std::int32_t>& prompt, atman::index_t max_new, const std::vector<std::int32_t>& stops) {
             return engine.generate(prompt, max_new, stops);
         });
@@ -75,7 +75,8 @@ void explain(const eng::cli_options& options) {
                                   {"path", path},
                                   {"architecture", engine.metadata("general.architecture")},
                                   {"parameters", engine.parameter_count()},
-                                  {"engine", "llama.cpp"}};
+                                  {"engine", "llama.cpp"},
+                                  {"tokenizer", text.by}};
     eng::write_outputs(options, result, model.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
 }
 

@@ -44,13 +44,24 @@ double cross_entropy(const float* logits, std::int32_t n_vocab, std::int32_t tar
 
 }  // namespace
 
+void init_llama() {
+    llama_log_set(quiet_log, nullptr);
+    llama_backend_init();
+}
+
 engine::engine(const std::string& model_path, const engine_options& options) {
     detail::require(options.max_length >= 1,
                     "llama.cpp adapter: max_length must be >= 1, got " + std::to_string(options.max_length));
-    llama_log_set(quiet_log, nullptr);
-    llama_backend_init();
+    detail::require(options.rows_per_decode >= 1, "llama.cpp adapter: rows_per_decode must be >= 1, got " +
+                                                      std::to_string(options.rows_per_decode));
+    init_llama();
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = 0;  // the route manipulates host memory only
+    if (options.model_params) options.model_params(mp);
+    if (mp.n_gpu_layers != 0)
+        throw invalid_argument("llama.cpp adapter: n_gpu_layers = " + std::to_string(mp.n_gpu_layers) +
+                               " offloads layers to a GPU backend; the eval-callback route manipulates "
+                               "scores in host memory only (n_gpu_layers must be 0)");
     model_ = llama_model_load_from_file(model_path.c_str(), mp);
     if (model_ == nullptr) throw error("llama.cpp could not load the model " + model_path);
     const std::string arch = metadata("general.architecture");
@@ -59,32 +70,53 @@ engine::engine(const std::string& model_path, const engine_options& options) {
         throw invalid_argument("llama.cpp adapter: the " + arch + " model " + model_path + " has " + what +
                                ", which the eval-callback route cannot manipulate");
     };
-    if (llama_model_n_swa(model_) > 0)
-        refuse("sliding-window attention (window " + std::to_string(llama_model_n_swa(model_)) + ")");
+    auto refuse_setting = [&](const std::string& what) {
+        llama_model_free(model_);
+        throw invalid_argument("llama.cpp adapter: " + what);
+    };
     if (llama_model_is_recurrent(model_) || llama_model_is_hybrid(model_)) refuse("recurrent layers");
 
     n_layer_ = llama_model_n_layer(model_);
-    n_ctx_ = 2 * options.max_length;  // the base pass's cells and one perturbed row's
+    n_swa_ = llama_model_n_swa(model_);
+    max_length_ = options.max_length;
+    // llama.cpp reserves one layer's scores for the largest decode, float32
+    // [cells, tokens, heads]: fewer rows per decode where that would pass 1 GiB.
+    rows_per_decode_ = options.rows_per_decode;
+    const auto score_bytes = [&](index_t rows) {
+        return double(1 + rows) * double(max_length_) * double(rows * max_length_) * llama_model_n_head(model_) * 4;
+    };
+    while (rows_per_decode_ > 1 && score_bytes(rows_per_decode_) > double(1 << 30)) --rows_per_decode_;
     llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = std::uint32_t(n_ctx_);
-    cp.n_batch = cp.n_ubatch = std::uint32_t(n_ctx_);  // one decode is one ubatch: rows map to tokens
-    cp.n_seq_max = 2;
-    cp.kv_unified = true;  // seq_cp shares the base pass's cells instead of copying them
     cp.flash_attn_type = LLAMA_FLASH_ATTN_TYPE_DISABLED;
     cp.offload_kqv = false;
+    cp.op_offload = false;
     // float32 keys and values: with the default float16 cache llama.cpp rounds
     // the queries and the attention probabilities to float16 too, and its CE
     // then moves by up to 0.1 nats with the cells a sequence lands in.
     cp.type_k = cp.type_v = GGML_TYPE_F32;
-    cp.op_offload = false;
     const int threads = options.threads > 0 ? options.threads : int(std::max(1u, std::thread::hardware_concurrency()));
     cp.n_threads = cp.n_threads_batch = threads;
+    if (options.context_params) options.context_params(cp);
+    if (cp.flash_attn_type != LLAMA_FLASH_ATTN_TYPE_DISABLED)
+        refuse_setting(std::string("flash attention was requested (flash_attn_type = ") +
+                       llama_flash_attn_type_name(cp.flash_attn_type) +
+                       "): it fuses the softmax, so the scores never exist for the eval callback to manipulate");
+    if (cp.offload_kqv || cp.op_offload)
+        refuse_setting("offload_kqv or op_offload puts attention on a GPU backend; the eval-callback route "
+                       "manipulates scores in host memory only");
+    // The base pass's cells and each row's; one decode is one ubatch, whose
+    // tokens keep the batch's order (a unified cache splits it simply).
+    const index_t n_ctx = (1 + rows_per_decode_) * max_length_;
+    cp.n_ctx = std::uint32_t(n_ctx);
+    cp.n_batch = cp.n_ubatch = std::uint32_t(std::max(max_length_, rows_per_decode_ * (max_length_ - 1)));
+    cp.n_seq_max = std::uint32_t(1 + rows_per_decode_);
+    cp.kv_unified = true;  // seq_cp shares the base pass's cells instead of copying them
     cp.cb_eval = &engine::eval_callback;
     cp.cb_eval_user_data = this;
     ctx_ = llama_init_from_model(model_, cp);
     if (ctx_ == nullptr) {
         llama_model_free(model_);
-        throw error("llama.cpp could not create a context of " + std::to_string(n_ctx_) + " cells");
+        throw error("llama.cpp could not create a context of " + std::to_string(n_ctx) + " cells");
     }
 }
 
@@ -101,21 +133,6 @@ std::string engine::metadata(const char* key) const {
 
 std::uint64_t engine::parameter_count() const { return llama_model_n_params(model_); }
 index_t engine::context_length() const { return llama_model_n_ctx_train(model_); }
-
-std::vector<std::int32_t> engine::tokenize(const std::string& text) const {
-    const llama_vocab* vocab = llama_model_get_vocab(model_);
-    std::vector<llama_token> ids(text.size() + 8);
-    int n = llama_tokenize(vocab, text.c_str(), std::int32_t(text.size()), ids.data(), std::int32_t(ids.size()),
-                           false, false);
-    if (n < 0) {
-        ids.resize(std::size_t(-n));
-        n = llama_tokenize(vocab, text.c_str(), std::int32_t(text.size()), ids.data(), std::int32_t(ids.size()),
-                           false, false);
-    }
-    if (n < 0) throw error("llama.cpp could not tokenise the text");
-    ids.resize(std::size_t(n));
-    return ids;
-}
 
 void engine::fail(const std::string& message) {
     if (error_.empty()) error_ = "llama.cpp adapter: " + message;
@@ -144,46 +161,77 @@ bool engine::on_node(ggml_tensor* t, bool ask) {
         at_softmax(t);
         return !error_.empty();
     }
-    return factors_ != nullptr && is_pre_softmax_score(t);
+    return perturbing_ && is_pre_softmax_score(t);
+}
+
+// The map of the cache whose mask this is: the k-th mask the graph uses is the
+// k-th cache, in the base pass as in a perturbed one (the same graph, shorter).
+engine::cell_map& engine::map_for(const ggml_tensor* mask, std::int64_t n_tokens) {
+    std::size_t k = 0;
+    while (k < maps_.size() && maps_[k].mask != mask) ++k;
+    if (k == maps_.size()) {
+        const cell_map* base = !perturbing_ ? nullptr : k < base_maps_.size() ? &base_maps_[k] : nullptr;
+        if (perturbing_ && base == nullptr) fail("a perturbed pass uses more kv caches than the base pass");
+        maps_.push_back({mask, {}, {}, {}});
+        map_cells(maps_.back(), base, n_tokens);
+    }
+    const std::size_t softmax = softmax_maps_.size();
+    softmax_maps_.push_back(k);
+    if (perturbing_ && (softmax >= base_softmax_maps_.size() || base_softmax_maps_[softmax] != k))
+        fail("attention softmax " + std::to_string(softmax) + " uses another kv cache than in the base pass");
+    return maps_[k];
 }
 
 // The cells each query row of this decode sees, from the mask (0 visible,
 // -inf masked), checked against the positions the adapter put there: row i
-// holds position first_pos_ + i and must see exactly positions 0..that, each
-// in one cell; the cells of positions < prefix_ are the base pass's, and each
-// later row sees the cells of the rows before it and one new cell, its own.
-void engine::map_cells(const ggml_tensor* mask, std::int64_t n_kv, std::int64_t n_tokens) {
-    cell_pos_.assign(std::size_t(n_kv), -1);
-    row_cells_.assign(std::size_t(n_tokens), {});
+// holds queries_[i].pos and must see exactly one cell for each position from
+// its first to its own, the first being 0 (causal) or the start of its
+// sliding window (pos - n_swa + 1); a cell that holds a position before the
+// row's prefix in the base pass (base) is that position's, and each row
+// writes one new cell, its own. A cell a row sees is its position's for the
+// rows after it (those of its sequence; the other sequences' are masked).
+void engine::map_cells(cell_map& map, const cell_map* base, std::int64_t n_tokens) {
+    const ggml_tensor* mask = map.mask;
+    const std::int64_t n_kv = mask->ne[0];
+    map.cell_pos.assign(std::size_t(n_kv), -1);
+    map.row_first.assign(std::size_t(n_tokens), 0);
+    map.row_cells.assign(std::size_t(n_tokens), {});
     for (std::int64_t i = 0; i < n_tokens; ++i) {
-        const std::int32_t pos = std::int32_t(first_pos_ + i);
+        const std::int32_t pos = queries_[std::size_t(i)].pos;
+        const index_t prefix = queries_[std::size_t(i)].prefix;
         const float* m = reinterpret_cast<const float*>(static_cast<const char*>(mask->data) + i * mask->nb[1]);
-        std::vector<std::int32_t>& cells = row_cells_[std::size_t(i)];
-        cells.assign(std::size_t(pos) + 1, -1);
-        std::int32_t fresh = -1, n_visible = 0;
+        std::vector<std::int32_t> by_pos(std::size_t(pos) + 1, -1);
+        std::int32_t fresh = -1, n_visible = 0, first = pos;
         for (std::int64_t c = 0; c < n_kv; ++c) {
             if (m[c] == -INFINITY) continue;
             if (m[c] != 0.0f) return fail("mask cell " + std::to_string(c) + " holds " + std::to_string(m[c]) +
                                           " (ALiBi or a bias), not 0 or -inf");
             ++n_visible;
-            std::int32_t p = -1;
-            if (i == 0) {
-                const std::int32_t base = c < std::int64_t(base_cell_pos_.size()) ? base_cell_pos_[std::size_t(c)] : -1;
-                if (base >= 0 && base < prefix_) p = base;
-            } else {
-                p = cell_pos_[std::size_t(c)];
+            std::int32_t p = map.cell_pos[std::size_t(c)];
+            if (p < 0 && base != nullptr && c < std::int64_t(base->cell_pos.size())) {
+                const std::int32_t b = base->cell_pos[std::size_t(c)];
+                if (b >= 0 && b < prefix) p = b;
             }
             if (p < 0) {
                 if (fresh >= 0) return fail("query position " + std::to_string(pos) + " sees two new kv cells");
                 fresh = std::int32_t(c);
                 p = pos;
             }
-            cell_pos_[std::size_t(c)] = p;
-            cells[std::size_t(p)] = std::int32_t(c);
+            if (p > pos || by_pos[std::size_t(p)] >= 0)
+                return fail("query position " + std::to_string(pos) + " sees kv cell " + std::to_string(c) +
+                            " of position " + std::to_string(p) + " (a future or repeated position)");
+            map.cell_pos[std::size_t(c)] = p;
+            by_pos[std::size_t(p)] = std::int32_t(c);
+            first = std::min(first, p);
         }
-        if (fresh < 0 || n_visible != pos + 1 || std::count(cells.begin(), cells.end(), -1) != 0)
+        const std::int32_t window_start = n_swa_ > 0 ? std::max<std::int32_t>(0, pos - std::int32_t(n_swa_) + 1) : 0;
+        if (fresh < 0 || n_visible != pos - first + 1 || (first != 0 && first != window_start))
             return fail("query position " + std::to_string(pos) + " sees " + std::to_string(n_visible) +
-                        " kv cells, not one for each position 0.." + std::to_string(pos));
+                        " kv cells from position " + std::to_string(first) +
+                        ", not one for each position from 0 or from its sliding window's start (" +
+                        std::to_string(window_start) + ") to its own");
+        map.row_first[std::size_t(i)] = first;
+        map.row_cells[std::size_t(i)].assign(by_pos.begin() + first, by_pos.end());
     }
 }
 
@@ -204,11 +252,8 @@ void engine::at_softmax(ggml_tensor* softmax) {
     std::memcpy(&max_bias, reinterpret_cast<const float*>(softmax->op_params) + 1, sizeof(float));
     if (max_bias != 0.0f) return fail(std::string(softmax->name) + " uses ALiBi");
     if (!(scale > 0.0f)) return fail(std::string(softmax->name) + " has a non-positive scale");
-    if (!mapped_) {
-        map_cells(mask, n_kv, n_tokens);
-        mapped_ = true;
-    }
-    if (!error_.empty() || factors_ == nullptr) return;
+    const cell_map& map = map_for(mask, n_tokens);
+    if (!error_.empty() || !perturbing_) return;
     if (last_stop_ != scores)
         return fail(std::string("the scores of ") + softmax->name + " come from op " + ggml_op_name(scores->op) +
                     " (" + scores->name + "), which the callback did not stop after");
@@ -217,19 +262,22 @@ void engine::at_softmax(ggml_tensor* softmax) {
     // The softmax computes softmax(scale * scores + mask): multiplicative
     // manipulation of the unscaled scores with the minimum over the same visible
     // keys is the scaled one divided by scale; the additive bias is divided by it.
+    // A row's visible keys are the positions row_first.. of its own cache: a
+    // key outside a sliding window is neither manipulated nor in the minimum.
     for (std::int64_t h = 0; h < n_head; ++h) {
         for (std::int64_t i = 0; i < n_tokens; ++i) {
             float* row = reinterpret_cast<float*>(static_cast<char*>(scores->data) + i * scores->nb[1] + h * scores->nb[2]);
-            const std::vector<std::int32_t>& cells = row_cells_[std::size_t(i)];
+            const std::vector<std::int32_t>& cells = map.row_cells[std::size_t(i)];
+            const float* factors = queries_[std::size_t(i)].factors + map.row_first[std::size_t(i)];
             const index_t n_visible = index_t(cells.size());
             if (mode_ == manipulation_mode::multiplicative) {
                 scratch_.resize(std::size_t(n_visible));
                 for (index_t p = 0; p < n_visible; ++p) scratch_[std::size_t(p)] = row[cells[std::size_t(p)]];
-                manipulate_scores(mode_, scratch_.data(), n_visible, factors_);
+                manipulate_scores(mode_, scratch_.data(), n_visible, factors);
                 for (index_t p = 0; p < n_visible; ++p) row[cells[std::size_t(p)]] = scratch_[std::size_t(p)];
             } else {
                 for (index_t p = 0; p < n_visible; ++p) {
-                    if (factors_[p] != 1.0f) row[cells[std::size_t(p)]] += key_bias(factors_[p]) / scale;
+                    if (factors[p] != 1.0f) row[cells[std::size_t(p)]] += key_bias(factors[p]) / scale;
                 }
             }
         }
@@ -237,76 +285,93 @@ void engine::at_softmax(ggml_tensor* softmax) {
     ++manipulated_layers_;
 }
 
-void engine::decode(const sequence_view& seq, index_t from, int seq_id, double* ce) {
-    const index_t n = seq.length - from;
-    llama_batch batch = llama_batch_init(std::int32_t(n), 0, 1);
-    for (index_t i = 0; i < n; ++i) {
-        const index_t pos = from + i;
-        batch.token[i] = seq.tokens[pos];
-        batch.pos[i] = pos;
-        batch.n_seq_id[i] = 1;
-        batch.seq_id[i][0] = seq_id;
-        batch.logits[i] = pos >= seq.first_scored ? 1 : 0;
+void engine::decode(const sequence_view& seq, const std::vector<segment>& segments) {
+    queries_.clear();
+    for (const segment& part : segments)
+        for (index_t pos = part.from; pos < seq.length; ++pos) queries_.push_back({std::int32_t(pos), part.from, part.factors});
+    const auto n = std::int32_t(queries_.size());
+    llama_batch batch = llama_batch_init(n, 0, 1);
+    std::int32_t i = 0;
+    for (const segment& part : segments) {
+        for (index_t pos = part.from; pos < seq.length; ++pos, ++i) {
+            batch.token[i] = seq.tokens[pos];
+            batch.pos[i] = std::int32_t(pos);
+            batch.n_seq_id[i] = 1;
+            batch.seq_id[i][0] = part.seq_id;
+            batch.logits[i] = pos >= seq.first_scored ? 1 : 0;
+        }
     }
-    batch.n_tokens = std::int32_t(n);
+    batch.n_tokens = n;
     error_.clear();
     observing_ = true;
-    mapped_ = false;
+    maps_.clear();
+    softmax_maps_.clear();
     last_stop_ = nullptr;
     manipulated_layers_ = 0;
-    first_pos_ = from;
     const std::int32_t rc = llama_decode(ctx_, batch);
     observing_ = false;
     llama_batch_free(batch);
     if (!error_.empty()) throw invalid_argument(error_);
     if (rc != 0) throw error("llama_decode failed with code " + std::to_string(rc));
-    if (!mapped_) throw invalid_argument("llama.cpp adapter: the graph has no attention softmax the callback could see");
-    if (factors_ != nullptr && manipulated_layers_ != n_layer_)
+    if (maps_.empty()) throw invalid_argument("llama.cpp adapter: the graph has no attention softmax the callback could see");
+    if (perturbing_ && manipulated_layers_ != n_layer_)
         throw invalid_argument("llama.cpp adapter: manipulated " + std::to_string(manipulated_layers_) + " of " +
                                std::to_string(n_layer_) + " layers");
     const std::int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model_));
-    for (index_t t = 0; t < seq.n_targets; ++t) {
-        const index_t pos = seq.first_scored + t;
-        if (pos < from) continue;
-        const float* logits = llama_get_logits_ith(ctx_, std::int32_t(pos - from));
-        if (logits == nullptr) throw error("llama.cpp returned no logits for position " + std::to_string(pos));
-        ce[t] = cross_entropy(logits, n_vocab, seq.targets[t]);
+    std::int32_t first = 0;  // the segment's first token in the batch
+    for (const segment& part : segments) {
+        for (index_t t = 0; t < seq.n_targets; ++t) {
+            const index_t pos = seq.first_scored + t;
+            if (pos < part.from) continue;
+            const float* logits = llama_get_logits_ith(ctx_, first + std::int32_t(pos - part.from));
+            if (logits == nullptr) throw error("llama.cpp returned no logits for position " + std::to_string(pos));
+            part.ce[t] = cross_entropy(logits, n_vocab, seq.targets[t]);
+        }
+        first += std::int32_t(seq.length - part.from);
     }
 }
 
 void engine::base_pass(const sequence_view& seq, double* ce) {
-    detail::require(2 * seq.length <= n_ctx_, "llama.cpp adapter: sequence of " + std::to_string(seq.length) +
-                                                  " tokens exceeds max_length " + std::to_string(n_ctx_ / 2));
+    detail::require(seq.length <= max_length_, "llama.cpp adapter: sequence of " + std::to_string(seq.length) +
+                                                   " tokens exceeds max_length " + std::to_string(max_length_));
     llama_memory_clear(llama_get_memory(ctx_), true);
-    factors_ = nullptr;
-    prefix_ = 0;
-    base_cell_pos_.clear();
-    decode(seq, 0, 0, ce);
-    base_cell_pos_ = cell_pos_;
+    perturbing_ = false;
+    base_maps_.clear();
+    base_softmax_maps_.clear();
+    decode(seq, {{0, 0, nullptr, ce}});
+    base_maps_ = maps_;
+    base_softmax_maps_ = softmax_maps_;
     base_ce_.assign(ce, ce + seq.n_targets);
 }
 
+// Rows r0.. go to sequences 1..: each first drops what its sequence held and
+// shares the base pass's cells of positions < first_affected.
 void engine::perturbed_pass(const sequence_view& seq, const batch_view& batch, double* ce) {
     llama_memory_t memory = llama_get_memory(ctx_);
     mode_ = batch.mode;
-    for (index_t r = 0; r < batch.n_rows; ++r) {
-        const row_view& row = batch.rows[r];
-        const index_t from = std::min(row.first_affected, seq.length - 1);
-        double* out = ce + r * seq.n_targets;
-        std::copy(base_ce_.begin(), base_ce_.end(), out);  // targets before `from` are unchanged
-        llama_memory_seq_rm(memory, 1, -1, -1);
-        llama_memory_seq_cp(memory, 0, 1, 0, from);
-        factors_ = row.key_factors;
-        prefix_ = from;
+    perturbing_ = true;
+    std::vector<segment> segments;
+    for (index_t r0 = 0; r0 < batch.n_rows; r0 += rows_per_decode_) {
+        segments.clear();
+        for (index_t r = r0; r < std::min(batch.n_rows, r0 + rows_per_decode_); ++r) {
+            const row_view& row = batch.rows[r];
+            const int seq_id = int(1 + r - r0);
+            const index_t from = std::min(row.first_affected, seq.length - 1);
+            double* out = ce + r * seq.n_targets;
+            std::copy(base_ce_.begin(), base_ce_.end(), out);  // targets before `from` are unchanged
+            llama_memory_seq_rm(memory, seq_id, -1, -1);
+            llama_memory_seq_cp(memory, 0, seq_id, 0, std::int32_t(from));
+            segments.push_back({seq_id, from, row.key_factors, out});
+        }
         try {
-            decode(seq, from, 1, out);
+            decode(seq, segments);
         } catch (...) {
-            factors_ = nullptr;
+            perturbing_ = false;
             throw;
         }
-        factors_ = nullptr;
     }
-    llama_memory_seq_rm(memory, 1, -1, -1);
+    perturbing_ = false;
+    for (index_t s = 1; s <= rows_per_decode_; ++s) llama_memory_seq_rm(memory, std::int32_t(s), -1, -1);
 }
 
 std::vector<std::int32_t> engine::generate(const std::vector<std::int32_t>& prompt, index_t max_new_tokens,
@@ -324,7 +389,7 @@ std::vector<std::int32_t> engine::generate(const std::vector<std::int32_t>& prom
         if (llama_vocab_is_eog(vocab, next) || std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end())
             break;
         out.push_back(next);
-        if (index_t(out.size()) >= max_new_tokens || index_t(prompt.size() + out.size()) >= n_ctx_ / 2) break;
+        if (index_t(out.size()) >= max_new_tokens || index_t(prompt.size() + out.size()) >= max_length_) break;
         tokens.push_back(next);
         batch = llama_batch_get_one(&tokens.back(), 1);
     }

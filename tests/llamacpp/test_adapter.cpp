@@ -13,6 +13,8 @@
 
 #include <atman/atman.hpp>
 
+#include <llama.h>
+
 #include "engine/chat_template.hpp"
 #include "engine/gguf.hpp"
 #include "engine/llama_engine.hpp"
@@ -20,6 +22,7 @@
 #include "engine/prompt.hpp"
 #include "engine/tokenizer.hpp"
 #include "llamacpp_engine.hpp"
+#include "llamacpp_text.hpp"
 #include "support/default_model.hpp"
 #include "support/perturbed_rows.hpp"
 
@@ -43,8 +46,14 @@ reference& ref() {
     return r;
 }
 
+// Four perturbed rows per decode, one sequence each (the default is one): the
+// agreement and reuse tests below check the cell map of several sequences.
 atman::llamacpp::engine& llamacpp() {
-    static atman::llamacpp::engine e(atman_test::model_path(), {256, threads});
+    static atman::llamacpp::engine e(atman_test::model_path(), [] {
+        atman::llamacpp::engine_options options{256, threads};
+        options.rows_per_decode = 4;
+        return options;
+    }());
     return e;
 }
 
@@ -104,11 +113,44 @@ double spearman(const std::vector<double>& a, const std::vector<double>& b) {
 
 }  // namespace
 
-TEST_CASE("llama.cpp tokenises the prompts as atman's tokenizer does") {
+// atman's tokenizer is checked against llama.cpp's ids and its own byte
+// ranges elsewhere (tests/model/test_tokenizer.cpp); here it is the reference
+// for llama.cpp's tokenizer as the adapter wraps it, byte ranges included.
+TEST_CASE("llama.cpp's tokenizer as the adapter wraps it: atman's ids and byte ranges") {
+    const atman::llamacpp::tokenizer tok(atman_test::model_path());
+    std::vector<std::string> texts = {"<|im_start|>user\nHi<|im_end|>\n", "  two  spaces, digits 12345 and \xc3\xa9t\xc3\xa9\n"};
+    for (const example& ex : examples) texts.insert(texts.end(), {ex.prompt, ex.target});
+    for (const std::string& text : texts) {
+        for (const bool special : {false, true}) {
+            INFO(text << " parse_special=" << special);
+            const std::vector<eng::token> got = tok.encode(text, special), expected = ref().tok.encode(text, special);
+            REQUIRE(got.size() == expected.size());
+            for (std::size_t i = 0; i < got.size(); ++i) {
+                CHECK(got[i].id == expected[i].id);
+                CHECK(got[i].start == expected[i].start);
+                CHECK(got[i].end == expected[i].end);
+            }
+        }
+    }
+    CHECK(tok.find("<|im_end|>") == ref().tok.find("<|im_end|>"));
+    CHECK(tok.find("<|im_end|> ") == -1);
+    CHECK(tok.is_special(tok.find("<|im_start|>")));
+    CHECK_FALSE(tok.is_special(tok.encode_ids("Paris")[0]));
+    CHECK(tok.bos_id() == ref().tok.bos_id());
+    CHECK(tok.eos_id() == ref().tok.eos_id());
+    CHECK(tok.add_bos() == ref().tok.add_bos());
+    CHECK(tok.decode(tok.encode_ids(examples[3].target)) == examples[3].target);
+}
+
+TEST_CASE("llama.cpp's chat template renders what atman's does, with the user's bytes") {
+    const atman::llamacpp::tokenizer tok(atman_test::model_path());
+    const atman::llamacpp::chat_renderer renderer(tok);
     for (const example& ex : examples) {
         INFO(ex.prompt);
-        CHECK(llamacpp().tokenize(ex.prompt) == ref().tok.encode_ids(ex.prompt));
-        CHECK(llamacpp().tokenize(ex.target) == ref().tok.encode_ids(ex.target));
+        const eng::chat_prompt got = renderer.render(ex.prompt, "You are terse.");
+        const eng::chat_prompt expected = ref().tmpl.render(ex.prompt, "You are terse.");
+        CHECK(got.text == expected.text);
+        CHECK(got.user_ranges == expected.user_ranges);
     }
 }
 
@@ -149,13 +191,6 @@ TEST_CASE("llama.cpp adapter: scores agree with the reference engine's, both mod
     }
 }
 
-// A row by hand: factor 1 everywhere yet one touched position (atman::explain
-// never sends one; here it exercises the cell map and the recomputation alone).
-static atman::row_view all_ones_row(const std::vector<float>& ones, const index_t& touched, index_t first_affected) {
-    static const float one = 1.0f;
-    return {first_affected, ones.data(), &touched, &one, 1};
-}
-
 // llama.cpp's own CE of one sequence moves with the KV cells it occupies
 // (summation order, then activations quantised to 8 bits in every layer): an
 // all-ones row recomputed in other cells differed from the base pass by up to
@@ -175,7 +210,8 @@ TEST_CASE("llama.cpp adapter: prefix reuse and an all-ones row stay within llama
     for (index_t p = 1; p < view.first_scored; ++p) all_but_ends.push_back(p);
     for (const manipulation_mode mode : {manipulation_mode::multiplicative, manipulation_mode::log_additive}) {
         INFO(atman::to_string(mode));
-        const std::vector<atman::row_view> plain = {all_ones_row(ones, touched, touched), all_ones_row(ones, touched, 0)};
+        const std::vector<atman::row_view> plain = {atman_test::all_ones_row(ones, touched, touched),
+                                                   atman_test::all_ones_row(ones, touched, 0)};
         std::vector<double> same(plain.size() * base.size());
         llamacpp().perturbed_pass(view, {mode, plain.data(), index_t(plain.size())}, same.data());
         for (std::size_t t = 0; t < base.size(); ++t) {
@@ -197,4 +233,32 @@ TEST_CASE("llama.cpp adapter: prefix reuse and an all-ones row stay within llama
         CHECK(moved > 10 * cell_noise);
         CHECK(llamacpp().manipulated_layers() == ref().model.hparams().n_layer);
     }
+}
+
+// What the route cannot run is refused when the engine is made, with a message
+// naming it, before any pass could return unmanipulated scores.
+TEST_CASE("llama.cpp adapter: flash attention and a GPU backend are refused, named") {
+    const auto refusal = [](const atman::llamacpp::engine_options& options) -> std::string {
+        try {
+            atman::llamacpp::engine e(atman_test::model_path(), options);
+        } catch (const atman::invalid_argument& e) {
+            return e.what();
+        }
+        return "(accepted)";
+    };
+    atman::llamacpp::engine_options options{32, threads};
+    for (const llama_flash_attn_type type : {LLAMA_FLASH_ATTN_TYPE_ENABLED, LLAMA_FLASH_ATTN_TYPE_AUTO}) {
+        options.context_params = [type](llama_context_params& cp) { cp.flash_attn_type = type; };
+        const std::string message = refusal(options);
+        INFO(message);
+        CHECK(message.find("flash attention was requested") != std::string::npos);
+        CHECK(message.find(llama_flash_attn_type_name(type)) != std::string::npos);
+    }
+    options.context_params = [](llama_context_params& cp) { cp.offload_kqv = true; };
+    CHECK_THAT(refusal(options), Catch::Contains("GPU backend"));
+    options.context_params = {};
+    options.model_params = [](llama_model_params& mp) { mp.n_gpu_layers = 99; };
+    CHECK_THAT(refusal(options), Catch::Contains("n_gpu_layers = 99 offloads layers to a GPU backend"));
+    options.model_params = {};
+    CHECK(refusal(options) == "(accepted)");  // the same options without them run
 }

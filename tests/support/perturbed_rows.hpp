@@ -21,6 +21,15 @@ inline atman::perturbation perturbation_at(std::vector<atman::index_t> positions
     return perturbation_at(positions, std::vector<float>(positions.size(), phi));
 }
 
+// A row by hand: factor 1 everywhere (`ones`, one per position) yet one
+// touched position, recomputed from first_affected; atman::explain never
+// sends one, an engine must return the base CE for it.
+inline atman::row_view all_ones_row(const std::vector<float>& ones, const atman::index_t& touched,
+                                    atman::index_t first_affected) {
+    static const float one = 1.0f;
+    return {first_affected, ones.data(), &touched, &one, 1};
+}
+
 class perturbed_rows {
 public:
     perturbed_rows(const std::vector<atman::perturbation>& perturbations, atman::index_t length,

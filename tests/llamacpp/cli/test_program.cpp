@@ -81,3 +81,27 @@ TEST_CASE("atman-explain-llamacpp: what it cannot do is bad usage, before the mo
     CHECK(output.err.find("/nonexistent/dir/out.json") != std::string::npos);
     CHECK(output.err.find("model.gguf") == std::string::npos);  // refused before loading
 }
+
+TEST_CASE("atman-explain-llamacpp on Gemma 3: llama.cpp's tokenizer, the word the fact rests on first") {
+    const std::vector<std::string> args = {"--model", atman_test::gemma_model_path(), "--prompt",
+                                           "The Eiffel Tower is in the city of", "--target", " Paris", "--format", "json",
+                                           "--threads", "2", "-q"};
+    std::vector<std::string> raw = args;
+    raw.push_back("--raw");
+    const atman_test::program_result r = run_program(ATMAN_EXPLAIN_LLAMACPP, raw);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const json e = json::parse(r.out);
+    CHECK(e.at("model").at("architecture") == "gemma3");
+    CHECK(e.at("model").at("tokenizer") == "llama.cpp");
+    std::size_t top = 0;
+    for (std::size_t u = 0; u < e.at("units").size(); ++u)
+        if (e.at("units")[u].at("score") > e.at("units")[top].at("score")) top = u;
+    CHECK(e.at("units")[top].at("text") == "Eiffel");  // chosen by hand: "Paris" rests on "Eiffel"
+
+    // The base model has no chat template: without --raw that is said, with the way out.
+    const atman_test::program_result templated = run_program(ATMAN_EXPLAIN_LLAMACPP, args);
+    CHECK(templated.exit_code != 0);
+    CHECK(templated.err.find("no chat template") != std::string::npos);
+    CHECK(templated.err.find("--raw") != std::string::npos);
+}
