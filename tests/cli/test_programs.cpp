@@ -37,7 +37,7 @@ std::string squad_file() {
 // The arguments besides the tested one that a program needs to get as far as its model.
 std::vector<std::string> required_arguments(const std::string& name) {
     if (name.rfind("atman-explain", 0) == 0) return {"--prompt", "x", "--target", "y", "-q"};
-    if (name == "atman-eval") return {"--data", squad_file(), "-q"};
+    if (name == "atman-eval" || name == "atman-long") return {"--data", squad_file(), "-q"};
     return {};
 }
 
