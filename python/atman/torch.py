@@ -108,8 +108,9 @@ class TransformersEngine:
         # transformers 5.2x renamed the cache argument from past_key_values to cache.
         parameters = inspect.signature(model.forward).parameters
         self._cache_argument = "cache" if "cache" in parameters else "past_key_values"
-        # Logits only where targets are scored: the vocabulary projection of every
-        # position would cost about a fifth of a small model's forward.
+        # Logits only where targets are scored: on SmolLM2-135M the vocabulary
+        # projection is 28M of the 134M multiply-adds per position (counted from
+        # the shapes, not timed).
         self._keeps_logits = "logits_to_keep" in parameters
         self._cache = None
         self._base_ce = None
