@@ -209,9 +209,42 @@ def run_process(args):
     return out
 
 
+def merge(paths, out):
+    """One scores file from several over disjoint questions (runs over parts of
+    a question set): each method's questions joined, its notes kept per part."""
+    files = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            files.append(json.load(f))
+        if files[-1].get("schema") != "atman.eval-scores/1":
+            fail(f"--merge: {path} is not atman.eval-scores/1")
+    if len({f["model"] for f in files}) != 1:
+        fail("--merge: the files are of different models")
+    names = list(files[0]["methods"])
+    if any(list(f["methods"]) != names for f in files):
+        fail("--merge: the files hold different methods")
+    result = {"schema": "atman.eval-scores/1", "model": files[0]["model"], "methods": {}}
+    for name in names:
+        questions, parts = {}, []
+        for path, f in zip(paths, files):
+            m = f["methods"][name]
+            twice = set(questions) & set(m["questions"])
+            if twice:
+                fail(f"--merge: method {name} has question {min(twice, key=int)} in more than one file")
+            questions.update(m["questions"])
+            parts.append({"file": os.path.basename(path), "questions": sorted(m["questions"], key=int),
+                          "notes": m.get("notes", {})})
+        result["methods"][name] = {"questions": dict(sorted(questions.items(), key=lambda kv: int(kv[0]))),
+                                   "notes": {"parts": parts}}
+    with open(out, "w") as f:
+        json.dump(result, f, indent=1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inputs", required=True, help="atman-eval --write-inputs output")
+    parser.add_argument("--merge", nargs="+", metavar="SCORES",
+                        help="instead of computing: join these scores files (disjoint questions) into --out")
+    parser.add_argument("--inputs", help="atman-eval --write-inputs output")
     parser.add_argument("--out", required=True, help="scores file for atman-eval --scores")
     parser.add_argument("--model", default=os.environ.get("ATMAN_MODEL"), help="GGUF model (default: $ATMAN_MODEL)")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
@@ -221,6 +254,11 @@ def main():
     parser.add_argument("--process", help=argparse.SUPPRESS)  # a child process: run this one only
     parser.add_argument("-q", "--quiet", action="store_true")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
+    if not args.inputs:
+        fail("--inputs is required (or --merge)")
     if not args.model:
         fail("no model: pass --model or set ATMAN_MODEL")
     if args.steps < 1 or args.ig_batch < 1 or args.threads < 1:

@@ -52,7 +52,9 @@ namespace eng = atman::engine;
 using atman::index_t;
 using json = nlohmann::ordered_json;
 
-constexpr double suppression_factor = 0.1;
+// Deletion suppresses at this factor whatever the AtMan variants' --factor, so
+// that changing --factor changes only the explanations being measured.
+constexpr double deletion_factor = 0.1;
 constexpr double conceptual_kappa = 0.7;
 constexpr int deletion_percents[] = {10, 20, 50};
 // Purposes of the per-question random streams (random.hpp).
@@ -66,6 +68,7 @@ struct options {
     index_t limit = -1, offset = 0, batch = 0;
     int threads = 0;
     std::uint64_t seed = 0;
+    double factor = 0.1;  // the AtMan variants'
     bool quiet = false;
 };
 
@@ -86,14 +89,14 @@ const std::map<std::string, atman::eval::raw_sink> sink_names = {
 
 // Every method the benchmark knows, in output order. AtMan variants, and only
 // they, have names starting with "atman".
-std::vector<method> known_methods(index_t batch) {
+std::vector<method> known_methods(index_t batch, double factor) {
     std::vector<method> methods;
     for (atman::manipulation_mode mode :
          {atman::manipulation_mode::multiplicative, atman::manipulation_mode::log_additive}) {
         for (bool conceptual : {false, true}) {
             atman::config cfg;
             cfg.mode = mode;
-            cfg.factor = suppression_factor;
+            cfg.factor = factor;
             cfg.conceptual = conceptual;
             cfg.kappa = conceptual_kappa;
             cfg.max_batch_rows = batch;
@@ -109,8 +112,8 @@ std::vector<method> known_methods(index_t batch) {
 }
 
 // The methods named in a comma-separated list (empty: all), in output order.
-std::vector<method> select_methods(const std::string& list, index_t batch) {
-    std::vector<method> known = known_methods(batch);
+std::vector<method> select_methods(const std::string& list, index_t batch, double factor) {
+    std::vector<method> known = known_methods(batch, factor);
     if (list.empty()) return known;
     std::vector<std::string> names;
     std::stringstream in(list);
@@ -178,7 +181,7 @@ std::vector<double> deletion_rises(eng::llama_engine& engine, const atman::teach
     for (int percent : deletion_percents) {
         const index_t count = atman::eval::deleted_count(index_t(units.size()), percent);
         deletions.push_back(
-            atman::eval::deletion_perturbation(units, order, count, length, float(suppression_factor)));
+            atman::eval::deletion_perturbation(units, order, count, length, float(deletion_factor)));
     }
     atman::batch_rows rows;
     rows.assign(deletions, 0, index_t(deletions.size()), length, atman::manipulation_mode::multiplicative);
@@ -194,6 +197,7 @@ std::vector<double> deletion_rises(eng::llama_engine& engine, const atman::teach
 }
 
 struct method_results {
+    std::vector<index_t> lines;  // of the evaluated questions, in the order of ap, ar and deletion
     std::vector<double> ap, ar;
     std::vector<std::vector<double>> deletion = std::vector<std::vector<double>>(std::size(deletion_percents));
     // Wall time, and process CPU time (all threads): the latter estimates the
@@ -220,12 +224,13 @@ json protocol_json(const options& opt) {
         {"AR", "sum(|x| / max|x| * y) / sum(y)"},
         {"IQ", "mean over the samples with q25 <= v <= q75 of that metric, where for the sorted values "
                "v_0..v_{n-1}: q25 = v_floor((n-1)/4), q75 = v_ceil(3(n-1)/4)"},
-        {"factor", suppression_factor},
+        {"factor", opt.factor},
         {"kappa", conceptual_kappa},
         {"deletion", "the top k% units (k = " + percents + "; ceil(k n / 100), at least 1) by decreasing signed "
-                     "relevance, ties in a seeded random order, suppressed together in one pass at factor 0.1 "
-                     "in multiplicative mode; the value is the mean over samples of the rise of the target's "
-                     "CE summed over its tokens"},
+                     "relevance, ties in a seeded random order, suppressed together in one pass at factor " +
+                         atman::detail::short_number(deletion_factor) +
+                         " in multiplicative mode; the value is the mean over samples of the rise of the "
+                         "target's CE summed over its tokens"},
         {"seed", opt.seed},
         {"offset", opt.offset},
         {"limit", opt.limit},
@@ -242,6 +247,12 @@ json method_json(const method& m, const method_results& r) {
     json deletion = json::object();
     for (std::size_t k = 0; k < r.deletion.size(); ++k)
         deletion[std::to_string(deletion_percents[k])] = metric(r.deletion[k], atman::eval::mean);
+    json questions = json::object();  // per question, for paired comparisons between methods
+    for (std::size_t q = 0; q < r.lines.size(); ++q) {
+        json rises = json::object();
+        for (std::size_t k = 0; k < r.deletion.size(); ++k) rises[std::to_string(deletion_percents[k])] = r.deletion[k][q];
+        questions[std::to_string(r.lines[q])] = {{"AP", r.ap[q]}, {"AR", r.ar[q]}, {"deletion", rises}};
+    }
     return {{"mAP", metric(r.ap, atman::eval::mean)},
             {"mAR", metric(r.ar, atman::eval::mean)},
             {"mAP_IQ", metric(r.ap, atman::eval::interquartile_mean)},
@@ -250,7 +261,8 @@ json method_json(const method& m, const method_results& r) {
             {"seconds", r.seconds},
             {"cpu_seconds", r.cpu_seconds},
             {"deletion_seconds", r.deletion_seconds},
-            {"notes", m.external ? m.external->notes : json(nullptr)}};
+            {"notes", m.external ? m.external->notes : json(nullptr)},
+            {"questions", questions}};
 }
 
 long long peak_rss_bytes() {
@@ -303,8 +315,8 @@ std::string table(const json& result) {
 
 int run(const options& opt) {
     eng::apply_threads(opt.threads);
-    std::vector<method> methods = select_methods(opt.methods, opt.batch);
-    const std::vector<method> known = known_methods(0);
+    std::vector<method> methods = select_methods(opt.methods, opt.batch, opt.factor);
+    const std::vector<method> known = known_methods(0, opt.factor);
     const auto reserved = [&](const std::string& name) {
         return std::any_of(known.begin(), known.end(), [&](const method& m) { return m.name == name; });
     };
@@ -357,6 +369,7 @@ int run(const options& opt) {
                 results[k].seconds += seconds_since(method_started);
                 results[k].cpu_seconds += cpu_seconds_since(method_cpu_started);
             }
+            results[k].lines.push_back(nq.line);
             results[k].ap.push_back(atman::eval::average_precision(relevances[k], q.labels));
             results[k].ar.push_back(atman::eval::average_recall(relevances[k], q.labels));
         }
@@ -405,10 +418,12 @@ int main(int argc, char** argv) {
                  "for AtMan variants and baselines over the words of each context (docs/quality.md)."};
     atman::eval::add_input_options(app, opt.model, opt.data, opt.limit, opt.offset, opt.threads);
     std::string all;
-    for (const method& m : known_methods(0)) all += (all.empty() ? "" : ",") + m.name;
+    for (const method& m : known_methods(0, opt.factor)) all += (all.empty() ? "" : ",") + m.name;
     app.add_option("--methods", opt.methods, "comma-separated methods (default: all: " + all + ")");
     app.add_option("--batch", opt.batch, "AtMan perturbations per batch (0 = automatic)")
         ->check(CLI::NonNegativeNumber)->capture_default_str();
+    app.add_option("--factor", opt.factor, "the AtMan variants' suppression factor (deletion always uses 0.1)")
+        ->check(CLI::Range(0.0, 1.0))->capture_default_str();
     app.add_option("--seed", opt.seed, "seed of the random baseline and of tie-breaking")->capture_default_str();
     app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
     CLI::Option* raw = app.add_flag("--raw", opt.raw, "raw prompts, without the chat template (context, question, 'Answer:')");

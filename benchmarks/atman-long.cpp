@@ -17,7 +17,9 @@
 
 #include <chrono>
 #include <cmath>
+#include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <limits>
@@ -33,6 +35,7 @@
 #include "engine/program.hpp"
 #include "engine/tokenizer.hpp"
 #include "eval/agreement.hpp"
+#include "eval/external_scores.hpp"
 #include "eval/metrics.hpp"
 #include "eval/inputs.hpp"
 #include "eval/question.hpp"
@@ -45,11 +48,16 @@ using atman::index_t;
 using json = nlohmann::ordered_json;
 
 constexpr index_t overlap_k = 10;
+// The method name of the exhaustive scores in --write-exhaustive's file
+// (atman.eval-scores/1, so atman-eval --scores can evaluate them too).
+const std::string exhaustive_method = "atman-exhaustive";
 
 struct options {
     std::string model, data = "build/long-docs/long-1000.jsonl", format = "table";
     index_t limit = -1, offset = 0, max_units = 0;
     std::vector<index_t> top_k = {3};
+    std::vector<atman::refine_rank> ranks = {atman::refine_rank::score};
+    std::string exhaustive_scores, write_exhaustive;  // paths; empty: none
     std::vector<atman::granularity> levels = {atman::granularity::paragraph, atman::granularity::sentence};
     int threads = 0;
     bool quiet = false, count_exhaustive = false;
@@ -99,13 +107,14 @@ std::string table(const json& result) {
     out << "atman-long: " << result["dataset"].get<std::string>() << ", " << result["n"] << " documents, model "
         << result["model"].get<std::string>() << "\n";
     const json& ex = result["exhaustive"];
-    out << "exhaustive" << (ex["run"].get<bool>() ? "" : " (counted from its plan, not run)") << ": "
+    const std::string source = ex["source"];
+    out << "exhaustive" << (source == "run" ? "" : " (" + source + ")") << ": "
         << std::setprecision(1) << ex["tokens_mean"].get<double>() << " tokens and " << ex["units_mean"].get<double>()
         << " words per document (mean), " << ex["token_forwards"] << " token-forwards";
-    if (ex["run"].get<bool>())
+    if (!ex["mAP"].is_null())
         out << ", " << ex["seconds"].get<double>() << " s, mAP " << std::setprecision(3) << ex["mAP"].get<double>();
     out << "\n";
-    out << std::setw(8) << "top_k" << std::setw(16) << "token-fwd" << std::setw(10) << "x fewer" << std::setw(10)
+    out << std::setw(8) << "top_k" << std::setw(11) << "rank" << std::setw(16) << "token-fwd" << std::setw(10) << "x fewer" << std::setw(10)
         << "seconds" << std::setw(10) << "x faster" << std::setw(10) << "units" << std::setw(10) << "top10"
         << std::setw(10) << "rho_meas" << std::setw(10) << "rho_all" << std::setw(8) << "mAP" << "\n";
     const auto cell = [&](const json& value, int width) {
@@ -116,7 +125,7 @@ std::string table(const json& result) {
         }
     };
     for (const json& h : result["hierarchical"]) {
-        out << std::setw(8) << h["top_k"].get<index_t>() << std::setw(16) << h["token_forwards"].get<index_t>()
+        out << std::setw(8) << h["top_k"].get<index_t>() << std::setw(11) << h["rank"].get<std::string>() << std::setw(16) << h["token_forwards"].get<index_t>()
             << std::setprecision(1) << std::setw(10) << h["token_forwards_ratio"].get<double>() << std::setw(10)
             << h["seconds"].get<double>();
         cell(h["seconds_ratio"], 10);
@@ -136,18 +145,53 @@ json mean_of(const std::vector<json>& runs, const char* key) {
     return values.empty() ? json(nullptr) : json(atman::eval::mean(values));
 }
 
+// The hierarchical settings of one run: a top_k and a rank.
+struct search_setting {
+    index_t top_k;
+    atman::refine_rank rank;
+};
+
+std::vector<search_setting> settings_of(const options& opt) {
+    std::vector<search_setting> settings;
+    for (atman::refine_rank rank : opt.ranks)
+        for (index_t k : opt.top_k) settings.push_back({k, rank});
+    return settings;
+}
+
+// The exhaustive scores of --exhaustive-scores: the file's method atman-exhaustive.
+const atman::eval::external_method* stored_method(const atman::eval::external_scores& stored,
+                                                  const std::string& path, const std::string& model_name) {
+    if (path.empty()) return nullptr;
+    if (stored.model != model_name)
+        throw atman::invalid_argument(path + ": the scores are of model " + stored.model + ", this run loads " +
+                                      model_name);
+    for (const atman::eval::external_method& m : stored.methods)
+        if (m.name == exhaustive_method) return &m;
+    throw atman::invalid_argument(path + ": no method \"" + exhaustive_method + "\"");
+}
+
 int run(const options& opt) {
     eng::apply_threads(opt.threads);
     const std::vector<atman::eval::numbered_question> questions =
         atman::eval::read_squad(opt.data, opt.offset, opt.limit);
     const atman::eval::eval_model loaded("atman-long", opt.model, opt.quiet);
+    const std::string model_name = std::filesystem::path(loaded.path).filename().string();
+    const atman::eval::external_scores stored =
+        opt.exhaustive_scores.empty()
+            ? atman::eval::external_scores{}
+            : atman::eval::read_external_scores(opt.exhaustive_scores, [](const std::string&) { return false; });
+    const atman::eval::external_method* stored_scores = stored_method(stored, opt.exhaustive_scores, model_name);
+    const std::string source = opt.count_exhaustive ? "counted from its plan, not run"
+                               : stored_scores      ? "read from " + opt.exhaustive_scores
+                                                    : "run";
     const eng::tokenizer& tok = loaded.tok;
     const eng::chat_template& tmpl = loaded.tmpl;
     eng::llama_engine engine(loaded.model);
     const atman::config cfg;  // the defaults: multiplicative, factor 0.1, words
+    const std::vector<search_setting> settings = settings_of(opt);
 
-    json documents = json::array();
-    std::vector<std::vector<json>> runs(opt.top_k.size());
+    json documents = json::array(), written = json::object();
+    std::vector<std::vector<json>> runs(settings.size());
     std::vector<double> exhaustive_ap, tokens, units;
     index_t exhaustive_forwards = 0;
     double exhaustive_seconds = 0;
@@ -166,14 +210,29 @@ int run(const options& opt) {
         }
         const index_t length = index_t(q.request.prompt_tokens.size() + q.request.target_tokens.size()) - 1;
         auto started = std::chrono::steady_clock::now();
+        const std::clock_t cpu_started = std::clock();
         atman::explanation exhaustive;
-        if (opt.count_exhaustive) {  // what explain() would run: one base pass and its plan's rows
+        double seconds = 0;
+        if (opt.count_exhaustive || stored_scores) {  // what explain() would run: one base pass and its plan's rows
             exhaustive.stats.token_forwards = length + atman::plan_explanation(engine, q.request, cfg).token_rows();
-        } else {
-            exhaustive = atman::explain(engine, q.request, cfg);
-            exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
         }
-        const double seconds = seconds_since(started);
+        if (stored_scores) {
+            const atman::eval::external_question_scores& s =
+                stored.at(*stored_scores, nq.line, q.request.units.size(), opt.exhaustive_scores);
+            for (double score : s.relevance) {
+                atman::unit_score u;
+                u.score = score;
+                exhaustive.units.push_back(u);
+            }
+            seconds = s.seconds;
+        } else if (!opt.count_exhaustive) {
+            exhaustive = atman::explain(engine, q.request, cfg);
+            seconds = seconds_since(started);
+            written[std::to_string(nq.line)] = {{"relevance", scores_of(exhaustive)},
+                                                {"seconds", seconds},
+                                                {"cpu_seconds", double(std::clock() - cpu_started) / CLOCKS_PER_SEC}};
+        }
+        if (!opt.count_exhaustive) exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
         if (!opt.quiet)
             std::cerr << "atman-long: " << nq.question.id << ": " << length << " tokens, " << q.request.units.size()
                       << " words, exhaustive " << exhaustive.stats.token_forwards << " token-forwards"
@@ -186,19 +245,22 @@ int run(const options& opt) {
         tokens.push_back(double(length));
         units.push_back(double(q.request.units.size()));
         json doc = {{"id", nq.question.id},
+                    {"line", nq.line},
                     {"tokens", length},
                     {"words", q.request.units.size()},
                     {"exhaustive", {{"token_forwards", exhaustive.stats.token_forwards},
-                                    {"run", !opt.count_exhaustive},
-                                    {"seconds", seconds},
+                                    {"source", source},
+                                    {"seconds", opt.count_exhaustive ? json(nullptr) : json(seconds)},
                                     {"AP", opt.count_exhaustive ? json(nullptr) : json(exhaustive_ap.back())}}},
                     {"hierarchical", json::array()}};
-        for (std::size_t k = 0; k < opt.top_k.size(); ++k) {
-            refine.top_k = opt.top_k[k];
+        for (std::size_t k = 0; k < settings.size(); ++k) {
+            refine.top_k = settings[k].top_k;
+            refine.rank = settings[k].rank;
             started = std::chrono::steady_clock::now();
             const atman::explanation found = atman::explain_hierarchical(engine, q.request, cfg, refine);
             json r = compare(exhaustive, seconds, found, seconds_since(started), q.labels);
-            r["top_k"] = opt.top_k[k];
+            r["top_k"] = settings[k].top_k;
+            r["rank"] = atman::to_string(settings[k].rank);
             if (!opt.quiet) std::cerr << "atman-long:   " << r.dump() << "\n";
             runs[k].push_back(r);
             doc["hierarchical"].push_back(r);
@@ -206,13 +268,25 @@ int run(const options& opt) {
         documents.push_back(doc);
     }
     atman::detail::require(!documents.empty(), "no document of " + opt.data + " could be explained");
+    if (!opt.write_exhaustive.empty()) {
+        std::ofstream out(opt.write_exhaustive);
+        out << json{{"schema", "atman.eval-scores/1"},
+                    {"model", model_name},
+                    {"methods", {{exhaustive_method, {{"questions", written},
+                                                      {"notes", {{"data", opt.data},
+                                                                 {"config", "multiplicative, factor 0.1, words"}}}}}}}}
+                   .dump()
+            << "\n";
+        if (!out) throw atman::error("--write-exhaustive: writing " + opt.write_exhaustive + " failed");
+    }
 
     json summary = json::array();
-    for (std::size_t k = 0; k < opt.top_k.size(); ++k) {
+    for (std::size_t k = 0; k < settings.size(); ++k) {
         index_t forwards = 0;
         double seconds = 0;
         for (const json& r : runs[k]) forwards += r["token_forwards"].get<index_t>(), seconds += r["seconds"].get<double>();
-        summary.push_back({{"top_k", opt.top_k[k]},
+        summary.push_back({{"top_k", settings[k].top_k},
+                           {"rank", atman::to_string(settings[k].rank)},
                            {"token_forwards", forwards},
                            {"seconds", seconds},
                            {"token_forwards_ratio", double(exhaustive_forwards) / double(forwards)},
@@ -228,13 +302,13 @@ int run(const options& opt) {
     const json result = {
         {"schema", "atman.long/1"},
         {"dataset", opt.data},
-        {"model", std::filesystem::path(loaded.path).filename().string()},
+        {"model", model_name},
         {"n", documents.size()},
         {"levels", levels},
         {"max_units", opt.max_units},
         {"threads", opt.threads},
         {"exhaustive", {{"token_forwards", exhaustive_forwards},
-                        {"run", !opt.count_exhaustive},
+                        {"source", source},
                         {"seconds", opt.count_exhaustive ? json(nullptr) : json(exhaustive_seconds)},
                         {"tokens_mean", atman::eval::mean(tokens)},
                         {"units_mean", atman::eval::mean(units)},
@@ -268,13 +342,28 @@ int main(int argc, char** argv) {
             {"paragraph", atman::granularity::paragraph}, {"sentence", atman::granularity::sentence}},
             CLI::ignore_case))
         ->default_str("paragraph,sentence");
+    app.add_option("--rank", opt.ranks, "comma-separated refinement ranks, each run with every --top-k: score, "
+                                        "magnitude (|score|), per_unit (score per word)")
+        ->delimiter(',')
+        ->transform(CLI::CheckedTransformer(std::map<std::string, atman::refine_rank>{
+            {"score", atman::refine_rank::score}, {"magnitude", atman::refine_rank::magnitude},
+            {"per_unit", atman::refine_rank::per_unit}}))
+        ->default_str("score");
     app.add_option("--max-units", opt.max_units, "perturbations over all levels (0 = no bound)")
         ->check(atman::engine::whole_number(0, std::numeric_limits<index_t>::max(), ">= 0 (0 = no bound)"))
         ->capture_default_str();
     app.add_option("--format", opt.format, "output format")->check(CLI::IsMember({"json", "table"}))->capture_default_str();
-    app.add_flag("--count-exhaustive", opt.count_exhaustive,
-                 "count the exhaustive explanation's token-forwards from its plan instead of running it "
-                 "(no wall time or agreement then)");
+    CLI::Option* count = app.add_flag("--count-exhaustive", opt.count_exhaustive,
+                                      "count the exhaustive explanation's token-forwards from its plan instead of "
+                                      "running it (no wall time or agreement then)");
+    CLI::Option* write = app.add_option("--write-exhaustive", opt.write_exhaustive,
+                   "write the exhaustive word scores (atman.eval-scores/1, method atman-exhaustive) to this file")
+        ->excludes(count);
+    app.add_option("--exhaustive-scores", opt.exhaustive_scores,
+                   "read the exhaustive word scores from a --write-exhaustive file instead of running them "
+                   "(token-forwards counted from the plan, wall time the file's)")
+        ->excludes(count)
+        ->excludes(write);
     app.add_flag("-q,--quiet", opt.quiet, "no progress on stderr");
     return eng::run_program("atman-long", app, argc, argv, [&] { return run(opt); });
 }

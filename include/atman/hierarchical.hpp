@@ -12,9 +12,10 @@
 // suppresses exactly the positions the finest level does.
 //
 // Level 0 is measured whole. At each level the measured units are ranked by
-// score (cfg.post applied, before normalisation; ties to the lower index) and,
-// in that order, a unit is refined (its children at the next level measured)
-// when it is among the first top_k, scores >= threshold, and its children fit
+// options.rank (of the score with cfg.post applied, before normalisation; ties
+// to the lower index) and, in that order, a unit is refined (its children at
+// the next level measured) when it is among the first top_k, its rank value
+// is >= threshold, and its children fit
 // in what is left of max_units perturbations. Only refined units' children
 // are measured, down to request.units.
 //
@@ -59,12 +60,30 @@
 
 namespace atman {
 
+// What a level's measured units are ranked by for refinement (and what the
+// threshold is compared with).
+enum class refine_rank {
+    score,      // the score: the units whose suppression raises the target's CE most
+    magnitude,  // |score|: also those whose suppression lowers it most
+    per_unit    // score / finest units under it: a long paragraph does not win by its length
+};
+
 struct hierarchical_options {
     std::vector<std::vector<unit>> levels;  // coarser than request.units, coarsest first
     index_t top_k = 3;   // units refined per level, best first; 0: every unit
-    double threshold = -std::numeric_limits<double>::infinity();  // refine only scores >= it
+    double threshold = -std::numeric_limits<double>::infinity();  // refine only rank values >= it
     index_t max_units = 0;  // perturbations over all levels; 0: no bound
+    refine_rank rank = refine_rank::score;
 };
+
+inline const char* to_string(refine_rank r) {
+    switch (r) {
+        case refine_rank::score: return "score";
+        case refine_rank::magnitude: return "magnitude";
+        case refine_rank::per_unit: return "per_unit";
+    }
+    return "?";
+}
 
 namespace detail {
 
@@ -182,11 +201,18 @@ explanation explain_hierarchical(Engine& engine, const explain_request& request,
         if (l + 1 == n_levels) break;
 
         const explanation scored = detail::score_deltas(sub, level_cfg, d);
+        std::vector<double> rank_value(selected.size());
+        for (std::size_t k = 0; k < selected.size(); ++k) {
+            const double score = scored.units[k].score;
+            rank_value[k] = options.rank == refine_rank::magnitude ? std::abs(score)
+                            : options.rank == refine_rank::per_unit
+                                ? score / double(level.finest[selected[k]].size())
+                                : score;
+        }
         std::vector<index_t> order(selected.size());
         std::iota(order.begin(), order.end(), index_t(0));
-        std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) {
-            return scored.units[a].score > scored.units[b].score;
-        });
+        std::stable_sort(order.begin(), order.end(),
+                         [&](index_t a, index_t b) { return rank_value[a] > rank_value[b]; });
         std::vector<index_t> children(level.units.size(), 0);
         const std::vector<index_t>& parents = levels[l + 1].parent;
         for (index_t parent : parents) children[parent] += 1;
@@ -194,7 +220,7 @@ explanation explain_hierarchical(Engine& engine, const explain_request& request,
         index_t taken = 0, committed = units_measured;  // the budget: measured and to measure
         for (index_t k : order) {
             if (options.top_k > 0 && taken == options.top_k) break;
-            if (!(scored.units[k].score >= options.threshold)) break;  // ranked: the rest are lower
+            if (!(rank_value[k] >= options.threshold)) break;  // ranked: the rest are lower
             const index_t u = selected[k];
             if (options.max_units > 0 && committed + children[u] > options.max_units) continue;
             refined[u] = true;

@@ -3,6 +3,7 @@ its gradient methods against finite differences and plain autograd, integrated
 gradients' completeness with many steps, and the tokenizer check."""
 
 import importlib.util
+import json
 import pathlib
 
 import numpy as np
@@ -100,3 +101,25 @@ def test_token_ids_must_agree():
         tool.check_tokens(FakeTokenizer({"p": [3, 17, 30, 41, 5, 11], "t": [23, 7]}), q)
     with pytest.raises(SystemExit, match="the target's tokens differ"):
         tool.check_tokens(FakeTokenizer({"p": QUESTION["prompt_tokens"], "t": [23]}), q)
+
+
+def test_merge_joins_disjoint_questions_and_refuses_overlap(tmp_path):
+    def scores(lines, steps):
+        questions = {str(k): {"relevance": [float(k)], "seconds": 1.0, "cpu_seconds": 2.0} for k in lines}
+        return {"schema": "atman.eval-scores/1", "model": "m.gguf",
+                "methods": {"integrated-gradients": {"questions": questions, "notes": {"steps": steps}}}}
+    paths = []
+    for name, lines in (("b.json", [12, 10]), ("a.json", [3, 0])):
+        paths.append(tmp_path / name)
+        paths[-1].write_text(json.dumps(scores(lines, len(lines))))
+    out = tmp_path / "out.json"
+    tool.merge([str(p) for p in paths], str(out))
+    merged = json.loads(out.read_text())["methods"]["integrated-gradients"]
+    assert list(merged["questions"]) == ["0", "3", "10", "12"]
+    assert merged["questions"]["10"]["relevance"] == [10.0]
+    assert [p["file"] for p in merged["notes"]["parts"]] == ["b.json", "a.json"]
+    assert merged["notes"]["parts"][0]["questions"] == ["10", "12"]
+
+    (tmp_path / "c.json").write_text(json.dumps(scores([3], 1)))
+    with pytest.raises(SystemExit, match="question 3 in more than one file"):
+        tool.merge([str(paths[1]), str(tmp_path / "c.json")], str(out))

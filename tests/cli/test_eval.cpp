@@ -147,6 +147,11 @@ TEST_CASE("atman-eval --scores: external relevance is evaluated like the built-i
     CHECK(m["cpu_seconds"].get<double>() == Approx(6.0));
     CHECK(m["notes"]["memory"] == 123);
     CHECK(m["deletion"]["10"].is_number());
+    REQUIRE(m["questions"].size() == 2);  // per question, by line number
+    for (const char* line : {"0", "1"}) {
+        CHECK(m["questions"][line]["AP"].get<double>() == Approx(1.0));
+        CHECK(m["questions"][line]["deletion"]["50"].is_number());
+    }
     CHECK(out["methods"]["uniform"]["notes"].is_null());
 
     const std::string opposite = scores_file("opposite.json", "opposite", [](int label) { return 1.0 - label; });
@@ -184,4 +189,29 @@ TEST_CASE("atman-eval --scores: bad files are refused, naming the problem") {
     changed = good;
     changed["methods"]["m"]["questions"]["0"].erase("seconds");
     check_refused(eval({"--scores", write("seconds.json", changed.dump())}), "missing or mistyped \"seconds\"");
+}
+
+TEST_CASE("atman-eval --factor: the AtMan variants' factor, not deletion's") {
+    // Factor 1 suppresses nothing: every score is 0, which the metrics count
+    // as uniform, and the ties fall in the same seeded order as uniform's, so
+    // the deletion rises are uniform's too.
+    const atman_test::program_result r = eval({"--factor", "1", "--methods", "atman-multiplicative,uniform"});
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const json out = json::parse(r.out);
+    CHECK(out["protocol"]["factor"] == 1.0);
+    const json& atman = out["methods"]["atman-multiplicative"];
+    const json& uniform = out["methods"]["uniform"];
+    CHECK(atman["mAP"].get<double>() == Approx(uniform["mAP"].get<double>()));
+    CHECK(atman["mAR"].get<double>() == Approx(1.0));
+    for (const char* k : {"10", "20", "50"}) CHECK(atman["deletion"][k].get<double>() == Approx(uniform["deletion"][k].get<double>()));
+    CHECK(uniform["deletion"]["50"].get<double>() != 0.0);  // deletion still suppresses
+
+    const json suppressing = json::parse(eval({"--methods", "atman-multiplicative"}).out);
+    CHECK(suppressing["protocol"]["factor"] == 0.1);
+    CHECK(suppressing["methods"]["atman-multiplicative"]["mAR"].get<double>() != Approx(1.0));
+
+    const atman_test::program_result refused = eval({"--factor", "1.5"});
+    CHECK(refused.exit_code == 2);
+    CHECK(refused.err.find("--factor") != std::string::npos);
 }

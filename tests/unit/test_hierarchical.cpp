@@ -234,3 +234,35 @@ TEST_CASE("hierarchical: bad options and levels are refused with the reason") {
     options.levels[0].pop_back();
     refused(options, {}, "position 18 of unit 15 of level 1 lies in no unit of level 0");
 }
+
+TEST_CASE("hierarchical: the rank picks which unit is refined") {
+    const document d = make_document();
+    const atman::config cfg;
+    const std::vector<atman::unit> paragraphs = d.units(atman::granularity::paragraph);
+    const std::vector<double> scores = level_scores(d, paragraphs, cfg);
+    std::vector<double> words_in(paragraphs.size(), 0.0);
+    for (const atman::unit& w : d.request.units) words_in[owner(paragraphs, w.positions.front())] += 1;
+
+    std::vector<index_t> picked;
+    for (atman::refine_rank rank :
+         {atman::refine_rank::score, atman::refine_rank::magnitude, atman::refine_rank::per_unit}) {
+        INFO("rank " << atman::to_string(rank));
+        std::vector<double> value(scores.size());
+        for (std::size_t p = 0; p < scores.size(); ++p)
+            value[p] = rank == atman::refine_rank::magnitude  ? std::abs(scores[p])
+                       : rank == atman::refine_rank::per_unit ? scores[p] / words_in[p]
+                                                              : scores[p];
+        const index_t expected = best(value, {0, 1, 2});
+        atman::hierarchical_options options;
+        options.levels = {paragraphs};
+        options.top_k = 1;
+        options.rank = rank;
+        tiny_transformer model;
+        const atman::explanation e = atman::explain_hierarchical(model, d.request, cfg, options);
+        for (std::size_t w = 0; w < d.request.units.size(); ++w)
+            CHECK(e.units[w].measured == (owner(paragraphs, d.request.units[w].positions.front()) == expected));
+        picked.push_back(expected);
+    }
+    // The document is made so that the ranks disagree: the test sees each one act.
+    CHECK((picked[0] != picked[1] || picked[0] != picked[2]));
+}
