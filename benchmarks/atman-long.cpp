@@ -114,7 +114,8 @@ std::string table(const json& result) {
     if (!ex["mAP"].is_null())
         out << ", " << ex["seconds"].get<double>() << " s, mAP " << std::setprecision(3) << ex["mAP"].get<double>();
     out << "\n";
-    out << std::setw(8) << "top_k" << std::setw(11) << "rank" << std::setw(16) << "token-fwd" << std::setw(10) << "x fewer" << std::setw(10)
+    out << std::setw(8) << "top_k" << std::setw(11) << "rank" << std::setw(16) << "token-fwd" << std::setw(10)
+        << "x fewer" << std::setw(10)
         << "seconds" << std::setw(10) << "x faster" << std::setw(10) << "units" << std::setw(10) << "top10"
         << std::setw(10) << "rho_meas" << std::setw(10) << "rho_all" << std::setw(8) << "mAP" << "\n";
     const auto cell = [&](const json& value, int width) {
@@ -125,7 +126,8 @@ std::string table(const json& result) {
         }
     };
     for (const json& h : result["hierarchical"]) {
-        out << std::setw(8) << h["top_k"].get<index_t>() << std::setw(11) << h["rank"].get<std::string>() << std::setw(16) << h["token_forwards"].get<index_t>()
+        out << std::setw(8) << h["top_k"].get<index_t>() << std::setw(11) << h["rank"].get<std::string>()
+            << std::setw(16) << h["token_forwards"].get<index_t>()
             << std::setprecision(1) << std::setw(10) << h["token_forwards_ratio"].get<double>() << std::setw(10)
             << h["seconds"].get<double>();
         cell(h["seconds_ratio"], 10);

@@ -157,7 +157,11 @@ void add_options(CLI::App& app, cli_options& opt) {
         ->check(whole_number(0, no_bound, ">= 0 (0 = all)"))
         ->type_name("K")
         ->capture_default_str();
-    app.add_option("--refine-threshold", opt.refine.threshold, "refine only units scoring at least this")
+    add_choice(app, "--refine-rank", opt.refine.rank,
+               {{"score", atman::refine_rank::score}, {"magnitude", atman::refine_rank::magnitude},
+                {"per_unit", atman::refine_rank::per_unit}},
+               "what ranks units for refinement: the score, its magnitude, or the score per finest unit");
+    app.add_option("--refine-threshold", opt.refine.threshold, "refine only units whose rank value is at least this")
         ->check(real_number)
         ->type_name("S");
     app.add_option("--max-units", opt.refine.max_units, "perturbations over all levels (0 = no bound)")
@@ -205,7 +209,7 @@ int coarseness(atman::granularity g) {
 // The --search options CLI11 cannot check one by one (after check_combinations).
 void check_search(const CLI::App& app, const cli_options& opt) {
     if (opt.search != "hierarchical") {
-        for (const char* name : {"--levels", "--refine-top-k", "--refine-threshold", "--max-units"})
+        for (const char* name : {"--levels", "--refine-top-k", "--refine-rank", "--refine-threshold", "--max-units"})
             if (app.count(name) > 0) throw usage_error(std::string(name) + " needs --search hierarchical");
         return;
     }
@@ -269,6 +273,7 @@ std::string search_json(const cli_options& options) {
         levels.push_back(atman::to_string(options.granularity));
         member["levels"] = levels;
         member["top_k"] = options.refine.top_k;
+        member["rank"] = atman::to_string(options.refine.rank);
         member["threshold"] = std::isfinite(options.refine.threshold) ? nlohmann::json(options.refine.threshold)
                                                                       : nlohmann::json(nullptr);
         member["max_units"] = options.refine.max_units;

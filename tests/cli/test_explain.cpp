@@ -156,6 +156,7 @@ TEST_CASE("atman-explain: --search hierarchical measures fewer units and marks t
     CHECK(e.at("search") == json({{"strategy", "hierarchical"},
                                   {"levels", {"paragraph", "sentence", "word"}},
                                   {"top_k", 1},
+                                  {"rank", "score"},
                                   {"threshold", nullptr},
                                   {"max_units", 0}}));
     REQUIRE(e.at("units").size() == 27);
@@ -172,6 +173,9 @@ TEST_CASE("atman-explain: --search options are checked") {
         {{"--prompt", "x", "--search", "greedy"}, "--search"},
         {{"--prompt", "x", "--levels", "sentence"}, "--levels needs --search hierarchical"},
         {{"--prompt", "x", "--max-units", "9"}, "--max-units needs --search hierarchical"},
+        {{"--prompt", "x", "--refine-rank", "magnitude"}, "--refine-rank needs --search hierarchical"},
+        {{"--prompt", "x", "--search", "hierarchical", "--refine-rank", "loudest"},
+         "must be score, magnitude or per_unit, got 'loudest'"},
         {{"--prompt", "x", "--search", "hierarchical", "--levels", "sentence,paragraph"},
          "--levels must go from coarse to fine"},
         {{"--prompt", "x", "--search", "hierarchical", "--granularity", "delimiter", "--delimiter", ";"},
