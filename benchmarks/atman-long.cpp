@@ -230,9 +230,11 @@ int run(const options& opt) {
         } else if (!opt.count_exhaustive) {
             exhaustive = atman::explain(engine, q.request, cfg);
             seconds = seconds_since(started);
-            written[std::to_string(nq.line)] = {{"relevance", scores_of(exhaustive)},
-                                                {"seconds", seconds},
-                                                {"cpu_seconds", double(std::clock() - cpu_started) / CLOCKS_PER_SEC}};
+            if (!opt.write_exhaustive.empty())
+                written[std::to_string(nq.line)] = {
+                    {"relevance", scores_of(exhaustive)},
+                    {"seconds", seconds},
+                    {"cpu_seconds", double(std::clock() - cpu_started) / CLOCKS_PER_SEC}};
         }
         if (!opt.count_exhaustive) exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
         if (!opt.quiet)
