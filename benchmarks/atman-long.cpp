@@ -172,6 +172,20 @@ const atman::eval::external_method* stored_method(const atman::eval::external_sc
     throw atman::invalid_argument(path + ": no method \"" + exhaustive_method + "\"");
 }
 
+// Writes the exhaustive scores so far (--write-exhaustive), after every
+// document: a run stopped part way keeps what it has measured.
+void write_exhaustive(const options& opt, const std::string& model_name, const json& written) {
+    std::ofstream out(opt.write_exhaustive);
+    out << json{{"schema", "atman.eval-scores/1"},
+                {"model", model_name},
+                {"methods", {{exhaustive_method, {{"questions", written},
+                                                  {"notes", {{"data", opt.data},
+                                                             {"config", "multiplicative, factor 0.1, words"}}}}}}}}
+               .dump()
+        << "\n";
+    if (!out) throw atman::error("--write-exhaustive: writing " + opt.write_exhaustive + " failed");
+}
+
 int run(const options& opt) {
     eng::apply_threads(opt.threads);
     const std::vector<atman::eval::numbered_question> questions =
@@ -230,11 +244,13 @@ int run(const options& opt) {
         } else if (!opt.count_exhaustive) {
             exhaustive = atman::explain(engine, q.request, cfg);
             seconds = seconds_since(started);
-            if (!opt.write_exhaustive.empty())
+            if (!opt.write_exhaustive.empty()) {
                 written[std::to_string(nq.line)] = {
                     {"relevance", scores_of(exhaustive)},
                     {"seconds", seconds},
                     {"cpu_seconds", double(std::clock() - cpu_started) / CLOCKS_PER_SEC}};
+                write_exhaustive(opt, model_name, written);
+            }
         }
         if (!opt.count_exhaustive) exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
         if (!opt.quiet)
@@ -272,18 +288,6 @@ int run(const options& opt) {
         documents.push_back(doc);
     }
     atman::detail::require(!documents.empty(), "no document of " + opt.data + " could be explained");
-    if (!opt.write_exhaustive.empty()) {
-        std::ofstream out(opt.write_exhaustive);
-        out << json{{"schema", "atman.eval-scores/1"},
-                    {"model", model_name},
-                    {"methods", {{exhaustive_method, {{"questions", written},
-                                                      {"notes", {{"data", opt.data},
-                                                                 {"config", "multiplicative, factor 0.1, words"}}}}}}}}
-                   .dump()
-            << "\n";
-        if (!out) throw atman::error("--write-exhaustive: writing " + opt.write_exhaustive + " failed");
-    }
-
     json summary = json::array();
     for (std::size_t k = 0; k < settings.size(); ++k) {
         index_t forwards = 0;
