@@ -6,7 +6,8 @@
 // token-forwards and wall time of each (and their ratios), units measured,
 // and agreement with the exhaustive scores: the top-10 word overlap, Spearman
 // over the words the search measured and over all words (shares included),
-// and each method's AP against the answer (docs/quality.md).
+// each method's AP against the answer (docs/quality.md), the rank of the
+// answer word in each method's scores, and whether the search measured it.
 
 #include <atman/atman.hpp>
 
@@ -15,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <ctime>
@@ -47,7 +49,7 @@ namespace eng = atman::engine;
 using atman::index_t;
 using json = nlohmann::ordered_json;
 
-constexpr index_t overlap_k = 10;
+constexpr index_t overlap_k = 10;  // also the answer_top10 cut-off
 // The method name of the exhaustive scores in --write-exhaustive's file
 // (atman.eval-scores/1, so atman-eval --scores can evaluate them too).
 const std::string exhaustive_method = "atman-exhaustive";
@@ -82,7 +84,11 @@ json compare(const atman::explanation& exhaustive, double exhaustive_seconds, co
               {"seconds", seconds},
               {"units_measured", found.stats.units_measured},
               {"token_forwards_ratio", double(exhaustive.stats.token_forwards) / double(found.stats.token_forwards)},
-              {"AP", atman::eval::average_precision(scores_of(found), labels)}};
+              {"AP", atman::eval::average_precision(scores_of(found), labels)},
+              {"answer_rank", atman::eval::answer_rank(scores_of(found), labels)}};
+    bool answer_measured = false;
+    for (std::size_t u = 0; u < found.units.size(); ++u) answer_measured |= labels[u] == 1 && found.units[u].measured;
+    r["answer_measured"] = answer_measured;
     if (exhaustive.units.empty()) return r;  // counted, not run
     const std::vector<double> exact = scores_of(exhaustive), approx = scores_of(found);
     std::vector<double> exact_measured, approx_measured;
@@ -112,12 +118,14 @@ std::string table(const json& result) {
         << std::setprecision(1) << ex["tokens_mean"].get<double>() << " tokens and " << ex["units_mean"].get<double>()
         << " words per document (mean), " << ex["token_forwards"] << " token-forwards";
     if (!ex["mAP"].is_null())
-        out << ", " << ex["seconds"].get<double>() << " s, mAP " << std::setprecision(3) << ex["mAP"].get<double>();
+        out << ", " << ex["seconds"].get<double>() << " s, mAP " << std::setprecision(3) << ex["mAP"].get<double>()
+            << ", answer in the top 10 " << ex["answer_top10"].get<double>();
     out << "\n";
     out << std::setw(8) << "top_k" << std::setw(11) << "rank" << std::setw(16) << "token-fwd" << std::setw(10)
         << "x fewer" << std::setw(10)
         << "seconds" << std::setw(10) << "x faster" << std::setw(10) << "units" << std::setw(10) << "top10"
-        << std::setw(10) << "rho_meas" << std::setw(10) << "rho_all" << std::setw(8) << "mAP" << "\n";
+        << std::setw(10) << "rho_meas" << std::setw(10) << "rho_all" << std::setw(8) << "mAP" << std::setw(8)
+        << "ans@10" << std::setw(10) << "ans_meas" << "\n";
     const auto cell = [&](const json& value, int width) {
         if (value.is_null()) {
             out << std::setw(width) << "-";
@@ -134,6 +142,8 @@ std::string table(const json& result) {
         out << std::setw(10) << h["units_measured_mean"].get<double>() << std::setprecision(3);
         for (const char* column : {"top10_overlap", "spearman_measured", "spearman_all"}) cell(h[column], 10);
         cell(h["mAP"], 8);
+        cell(h["answer_top10"], 8);
+        cell(h["answer_measured"], 10);
         out << "\n";
     }
     return out.str();
@@ -145,6 +155,14 @@ json mean_of(const std::vector<json>& runs, const char* key) {
     for (const json& r : runs)
         if (r.contains(key) && !r[key].is_null()) values.push_back(r[key].get<double>());
     return values.empty() ? json(nullptr) : json(atman::eval::mean(values));
+}
+
+// The share of answer ranks 1..overlap_k, or null without ranks.
+json share_in_top(const std::vector<index_t>& answer_ranks) {
+    if (answer_ranks.empty()) return nullptr;
+    const auto in_top = std::count_if(answer_ranks.begin(), answer_ranks.end(),
+                                      [](index_t r) { return r >= 1 && r <= overlap_k; });
+    return double(in_top) / double(answer_ranks.size());
 }
 
 // The hierarchical settings of one run: a top_k and a rank.
@@ -209,6 +227,7 @@ int run(const options& opt) {
     json documents = json::array(), written = json::object();
     std::vector<std::vector<json>> runs(settings.size());
     std::vector<double> exhaustive_ap, tokens, units;
+    std::vector<index_t> exhaustive_answer_rank;
     index_t exhaustive_forwards = 0;
     double exhaustive_seconds = 0;
     for (const atman::eval::numbered_question& nq : questions) {
@@ -252,7 +271,10 @@ int run(const options& opt) {
                 write_exhaustive(opt, model_name, written);
             }
         }
-        if (!opt.count_exhaustive) exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
+        if (!opt.count_exhaustive) {
+            exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
+            exhaustive_answer_rank.push_back(atman::eval::answer_rank(scores_of(exhaustive), q.labels));
+        }
         if (!opt.quiet)
             std::cerr << "atman-long: " << nq.question.id << ": " << length << " tokens, " << q.request.units.size()
                       << " words, exhaustive " << exhaustive.stats.token_forwards << " token-forwards"
@@ -271,7 +293,9 @@ int run(const options& opt) {
                     {"exhaustive", {{"token_forwards", exhaustive.stats.token_forwards},
                                     {"source", source},
                                     {"seconds", opt.count_exhaustive ? json(nullptr) : json(seconds)},
-                                    {"AP", opt.count_exhaustive ? json(nullptr) : json(exhaustive_ap.back())}}},
+                                    {"AP", opt.count_exhaustive ? json(nullptr) : json(exhaustive_ap.back())},
+                                    {"answer_rank", opt.count_exhaustive ? json(nullptr)
+                                                                         : json(exhaustive_answer_rank.back())}}},
                     {"hierarchical", json::array()}};
         for (std::size_t k = 0; k < settings.size(); ++k) {
             refine.top_k = settings[k].top_k;
@@ -290,9 +314,15 @@ int run(const options& opt) {
     atman::detail::require(!documents.empty(), "no document of " + opt.data + " could be explained");
     json summary = json::array();
     for (std::size_t k = 0; k < settings.size(); ++k) {
-        index_t forwards = 0;
+        index_t forwards = 0, answer_measured = 0;
         double seconds = 0;
-        for (const json& r : runs[k]) forwards += r["token_forwards"].get<index_t>(), seconds += r["seconds"].get<double>();
+        std::vector<index_t> answer_ranks;
+        for (const json& r : runs[k]) {
+            forwards += r["token_forwards"].get<index_t>();
+            seconds += r["seconds"].get<double>();
+            answer_ranks.push_back(r["answer_rank"].get<index_t>());
+            answer_measured += r["answer_measured"].get<bool>() ? 1 : 0;
+        }
         summary.push_back({{"top_k", settings[k].top_k},
                            {"rank", atman::to_string(settings[k].rank)},
                            {"token_forwards", forwards},
@@ -303,7 +333,9 @@ int run(const options& opt) {
                            {"top10_overlap", mean_of(runs[k], "top10_overlap")},
                            {"spearman_measured", mean_of(runs[k], "spearman_measured")},
                            {"spearman_all", mean_of(runs[k], "spearman_all")},
-                           {"mAP", mean_of(runs[k], "AP")}});
+                           {"mAP", mean_of(runs[k], "AP")},
+                           {"answer_top10", share_in_top(answer_ranks)},
+                           {"answer_measured", double(answer_measured) / double(runs[k].size())}});
     }
     json levels = json::array();
     for (atman::granularity level : opt.levels) levels.push_back(atman::to_string(level));
@@ -320,7 +352,8 @@ int run(const options& opt) {
                         {"seconds", opt.count_exhaustive ? json(nullptr) : json(exhaustive_seconds)},
                         {"tokens_mean", atman::eval::mean(tokens)},
                         {"units_mean", atman::eval::mean(units)},
-                        {"mAP", exhaustive_ap.empty() ? json(nullptr) : json(atman::eval::mean(exhaustive_ap))}}},
+                        {"mAP", exhaustive_ap.empty() ? json(nullptr) : json(atman::eval::mean(exhaustive_ap))},
+                        {"answer_top10", share_in_top(exhaustive_answer_rank)}}},
         {"hierarchical", summary},
         {"documents", documents}};
     if (opt.format == "json") {

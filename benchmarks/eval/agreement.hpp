@@ -1,7 +1,7 @@
 #pragma once
 // How far an approximate explanation agrees with the exact one over the same
 // units (atman-long, docs/hierarchical.md): the share of the exact top k in
-// the approximate top k, and Spearman's rank correlation.
+// the approximate top k, Spearman's rank correlation, and where the answer ranks.
 
 #include <atman/config.hpp>
 #include <atman/error.hpp>
@@ -20,6 +20,18 @@ inline std::vector<index_t> top_indices(const std::vector<double>& scores, index
     std::stable_sort(order.begin(), order.end(), [&](index_t a, index_t b) { return scores[a] > scores[b]; });
     order.resize(std::size_t(std::min<index_t>(k, index_t(order.size()))));
     return order;
+}
+
+// The 1-based rank of the highest-ranked unit labelled 1 (ties to the lower
+// index), or 0 when no unit is labelled. Rank-based, unlike the eval's AP (a
+// share of the relevance mass): on a long document the mass spreads over
+// hundreds of words even when the answer word ranks first.
+inline index_t answer_rank(const std::vector<double>& scores, const std::vector<int>& labels) {
+    atman::detail::require(scores.size() == labels.size(), "answer_rank: needs one label per score");
+    const std::vector<index_t> order = top_indices(scores, index_t(scores.size()));
+    for (std::size_t r = 0; r < order.size(); ++r)
+        if (labels[std::size_t(order[r])] == 1) return index_t(r) + 1;
+    return 0;
 }
 
 // |top k of a  and  top k of b| / k' with k' = min(k, size); a and b score the same units.

@@ -62,7 +62,15 @@ TEST_CASE("atman-long: stored exhaustive scores give the comparison a run gives"
         CHECK(h["top10_overlap"].get<double>() == 1.0);
         CHECK(h["spearman_all"].get<double>() == Approx(1.0));
         CHECK(h["mAP"].get<double>() == Approx(first["exhaustive"]["mAP"].get<double>()));
+        CHECK(h["answer_top10"] == first["exhaustive"]["answer_top10"]);
+        CHECK(h["answer_measured"] == 1.0);
     }
+    const json& doc = first["documents"][0];
+    const auto answer_rank = doc["exhaustive"]["answer_rank"].get<long>();
+    CHECK(answer_rank >= 1);
+    CHECK(answer_rank <= doc["words"].get<long>());
+    for (const json& h : doc["hierarchical"])
+        if (h["top_k"] == 0) CHECK(h["answer_rank"] == answer_rank);
 
     const json file = json::parse(atman_test::read_text(stored));
     CHECK(file["schema"] == "atman.eval-scores/1");
@@ -78,7 +86,7 @@ TEST_CASE("atman-long: stored exhaustive scores give the comparison a run gives"
     CHECK(second["exhaustive"]["mAP"] == first["exhaustive"]["mAP"]);
     CHECK(second["exhaustive"]["token_forwards"] == first["exhaustive"]["token_forwards"]);  // counted = run
     for (std::size_t k = 0; k < 4; ++k)
-        for (const char* key : {"top10_overlap", "spearman_all", "mAP", "token_forwards"})
+        for (const char* key : {"top10_overlap", "spearman_all", "mAP", "token_forwards", "answer_top10"})
             CHECK(second["hierarchical"][k][key] == first["hierarchical"][k][key]);
 
     json other = file;

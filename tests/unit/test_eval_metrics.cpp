@@ -243,4 +243,10 @@ TEST_CASE("agreement: top-k overlap and Spearman on hand-computed cases") {
     CHECK(std::isnan(atman::eval::spearman({1, 1, 1}, {0, 1, 2})));
     CHECK_THROWS_WITH(atman::eval::spearman({1}, {1}), Catch::Contains("at least 2"));
     CHECK_THROWS_WITH(atman::eval::top_k_overlap(a, {1}, 2), Catch::Contains("of one size"));
+    // a ranks 1 3 0 2: the best labelled unit of {0, 0, 1, 1} is 3, second; of {1, 0, 0, 0} unit 0, third.
+    CHECK(atman::eval::answer_rank(a, {0, 0, 1, 1}) == 2);
+    CHECK(atman::eval::answer_rank(a, {1, 0, 0, 0}) == 3);
+    CHECK(atman::eval::answer_rank({1, 1, 1}, {0, 0, 1}) == 3);  // ties to the lower index
+    CHECK(atman::eval::answer_rank(a, {0, 0, 0, 0}) == 0);
+    CHECK_THROWS_WITH(atman::eval::answer_rank(a, {1}), Catch::Contains("one label per score"));
 }
