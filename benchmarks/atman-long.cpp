@@ -57,7 +57,7 @@ const std::string exhaustive_method = "atman-exhaustive";
 struct options {
     std::string model, data = "build/long-docs/long-1000.jsonl", format = "table";
     index_t limit = -1, offset = 0, max_units = 0;
-    std::vector<index_t> top_k = {3};
+    std::vector<index_t> top_k = {atman::hierarchical_options{}.top_k};
     std::vector<atman::refine_rank> ranks = {atman::refine_rank::score};
     std::string exhaustive_scores, write_exhaustive;  // paths; empty: none
     std::vector<atman::granularity> levels = {atman::granularity::paragraph, atman::granularity::sentence};
@@ -376,7 +376,7 @@ int main(int argc, char** argv) {
     app.add_option("--top-k", opt.top_k, "comma-separated refinement top-k values, one run each (0 = all)")
         ->delimiter(',')
         ->check(atman::engine::whole_number(0, std::numeric_limits<index_t>::max(), ">= 0 (0 = all)"))
-        ->default_str("3");
+        ->default_str(std::to_string(atman::hierarchical_options{}.top_k));
     app.add_option("--levels", opt.levels, "coarse levels, coarsest first")
         ->delimiter(',')
         ->transform(CLI::CheckedTransformer(std::map<std::string, atman::granularity>{
