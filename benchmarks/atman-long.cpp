@@ -80,17 +80,18 @@ json number_or_null(double x) { return std::isfinite(x) ? json(x) : json(nullptr
 // One hierarchical run against the exhaustive explanation of the same request.
 json compare(const atman::explanation& exhaustive, double exhaustive_seconds, const atman::explanation& found,
              double seconds, const std::vector<int>& labels) {
+    const std::vector<double> approx = scores_of(found);
     json r = {{"token_forwards", found.stats.token_forwards},
               {"seconds", seconds},
               {"units_measured", found.stats.units_measured},
               {"token_forwards_ratio", double(exhaustive.stats.token_forwards) / double(found.stats.token_forwards)},
-              {"AP", atman::eval::average_precision(scores_of(found), labels)},
-              {"answer_rank", atman::eval::answer_rank(scores_of(found), labels)}};
+              {"AP", atman::eval::average_precision(approx, labels)},
+              {"answer_rank", atman::eval::answer_rank(approx, labels)}};
     bool answer_measured = false;
     for (std::size_t u = 0; u < found.units.size(); ++u) answer_measured |= labels[u] == 1 && found.units[u].measured;
     r["answer_measured"] = answer_measured;
     if (exhaustive.units.empty()) return r;  // counted, not run
-    const std::vector<double> exact = scores_of(exhaustive), approx = scores_of(found);
+    const std::vector<double> exact = scores_of(exhaustive);
     std::vector<double> exact_measured, approx_measured;
     for (std::size_t u = 0; u < found.units.size(); ++u) {
         if (!found.units[u].measured) continue;
@@ -272,8 +273,9 @@ int run(const options& opt) {
             }
         }
         if (!opt.count_exhaustive) {
-            exhaustive_ap.push_back(atman::eval::average_precision(scores_of(exhaustive), q.labels));
-            exhaustive_answer_rank.push_back(atman::eval::answer_rank(scores_of(exhaustive), q.labels));
+            const std::vector<double> exact = scores_of(exhaustive);
+            exhaustive_ap.push_back(atman::eval::average_precision(exact, q.labels));
+            exhaustive_answer_rank.push_back(atman::eval::answer_rank(exact, q.labels));
         }
         if (!opt.quiet)
             std::cerr << "atman-long: " << nq.question.id << ": " << length << " tokens, " << q.request.units.size()
