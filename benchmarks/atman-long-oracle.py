@@ -40,7 +40,7 @@ def ends_sentence(word):
 def segment(context):
     """Per word: (first code point, last code point + 1, paragraph, sentence)."""
     words = []
-    paragraph = sentence = 0
+    sentence = 0
     at = 0
     for p, text in enumerate(context.split("\n\n")):
         start_of_paragraph = at
@@ -88,7 +88,8 @@ def main():
     except KeyError:
         fail(f"{a.scores}: no method atman-exhaustive (write it with atman-long --write-exhaustive)")
     totals = {}
-    print("doc  words  answer-rank  level      units  best1 best3  additive: answer-unit-rank top1 top3")
+    # The answer word's own rank is atman-long's answer_rank (over every answer's words).
+    print("doc  words  level      units  best1 best3  additive: answer-unit-rank top1 top3")
     for line in sorted(questions, key=int):
         doc = documents[int(line)]
         relevance = questions[line]["relevance"]
@@ -99,14 +100,13 @@ def main():
         answer = next((w for w, (b, e, _, _) in enumerate(words) if b <= start < e), None)
         if answer is None:
             fail(f"document {line}: no word at the answer's offset {start}")
-        order = ranked(relevance)
-        top_words = order[:TOP]
-        print(f"{line:>3} {len(words):>6} {order.index(answer) + 1:>12}", end="")
+        top_words = ranked(relevance)[:TOP]
+        print(f"{line:>3} {len(words):>6}", end="")
         for k, name in ((2, "paragraph"), (3, "sentence")):
             unit_of = [w[k] for w in words]
             fig = level_figures(relevance, unit_of, unit_of[answer], top_words)
             totals.setdefault(name, []).append(fig)
-            lead = "  " if k == 2 else " " * 24
+            lead = "  " if k == 2 else " " * 12
             print(f"{lead}{name:<10} {fig['units']:>5} {fig['best1']:>5} {fig['best3']:>5}  "
                   f"{fig['answer_unit_rank']:>25} {fig['additive1']:>4} {fig['additive3']:>4}")
     for name, figs in totals.items():
